@@ -1,0 +1,247 @@
+#include "mlx/cpp/shim.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace mx = mlx::core;
+
+namespace qwen3_mlx {
+namespace {
+
+thread_local mx::Device thread_device = mx::Device::cpu;
+
+mx::StreamOrDevice dev() { return thread_device; }
+
+UArray own(mx::array a) { return std::make_unique<Array>(std::move(a)); }
+
+mx::Shape to_shape(rust::Slice<const int32_t> s) { return mx::Shape(s.begin(), s.end()); }
+
+// Codes follow mx::Dtype::Val's order; the Rust Dtype enum mirrors them.
+mx::Dtype to_dtype(uint8_t code) {
+  switch (code) {
+    case 0: return mx::bool_;
+    case 1: return mx::uint8;
+    case 2: return mx::uint16;
+    case 3: return mx::uint32;
+    case 4: return mx::uint64;
+    case 5: return mx::int8;
+    case 6: return mx::int16;
+    case 7: return mx::int32;
+    case 8: return mx::int64;
+    case 9: return mx::float16;
+    case 10: return mx::float32;
+    case 11: return mx::float64;
+    case 12: return mx::bfloat16;
+    case 13: return mx::complex64;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+}
+
+}  // namespace
+
+void bind_thread_to_device(bool gpu) {
+  mx::Device d = gpu ? mx::Device::gpu : mx::Device::cpu;
+  if (!mx::is_available(d)) throw std::runtime_error(gpu ? "no GPU in this MLX build" : "no CPU");
+  thread_device = d;
+}
+
+bool device_available(bool gpu) { return mx::is_available(gpu ? mx::Device::gpu : mx::Device::cpu); }
+
+UArray from_bytes(rust::Slice<const uint8_t> data, rust::Slice<const int32_t> shape, uint8_t code) {
+  auto dtype = to_dtype(code);
+  auto s = to_shape(shape);
+  size_t count = 1;
+  for (auto d : s) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    count *= static_cast<size_t>(d);
+  }
+  if (count * dtype.size() != data.size()) {
+    throw std::invalid_argument("byte size " + std::to_string(data.size()) + " does not match shape × dtype (" +
+                                std::to_string(count * dtype.size()) + ")");
+  }
+  // MLX owns its copy: the Rust slice does not outlive this call.
+  auto* copy = new uint8_t[data.size() > 0 ? data.size() : 1];
+  std::memcpy(copy, data.data(), data.size());
+  return own(mx::array(copy, std::move(s), dtype, [](void* p) { delete[] static_cast<uint8_t*>(p); }));
+}
+
+void to_bytes(const Array& a, rust::Slice<uint8_t> out) {
+  auto c = mx::contiguous(a, false, dev());
+  c.eval();
+  if (out.size() != c.nbytes()) throw std::invalid_argument("output buffer has the wrong size");
+  if (c.nbytes() > 0) std::memcpy(out.data(), c.data<uint8_t>(), c.nbytes());
+}
+
+rust::Vec<int32_t> shape(const Array& a) {
+  rust::Vec<int32_t> out;
+  for (auto d : a.shape()) out.push_back(d);
+  return out;
+}
+
+uint8_t dtype(const Array& a) { return static_cast<uint8_t>(a.dtype().val()); }
+size_t nbytes(const Array& a) { return a.nbytes(); }
+UArray clone_array(const Array& a) { return own(a); }
+
+UArray full(rust::Slice<const int32_t> shape, double value, uint8_t code) {
+  auto dtype = to_dtype(code);
+  return own(mx::full(to_shape(shape), mx::astype(mx::array(value), dtype, dev()), dtype, dev()));
+}
+
+UArray arange(double start, double stop, double step, uint8_t code) {
+  return own(mx::arange(start, stop, step, to_dtype(code), dev()));
+}
+
+std::unique_ptr<ArrayVec> vec_new() { return std::make_unique<ArrayVec>(); }
+void vec_push(ArrayVec& v, const Array& a) { v.push_back(a); }
+size_t vec_len(const ArrayVec& v) { return v.size(); }
+UArray vec_get(const ArrayVec& v, size_t i) { return own(v.at(i)); }
+
+void eval(const ArrayVec& v) { mx::eval(v); }
+void async_eval(const ArrayVec& v) { mx::async_eval(v); }
+void synchronize() { mx::synchronize(); }
+size_t active_memory() { return mx::get_active_memory(); }
+size_t peak_memory() { return mx::get_peak_memory(); }
+size_t cache_memory() { return mx::get_cache_memory(); }
+void reset_peak_memory() { mx::reset_peak_memory(); }
+size_t set_cache_limit(size_t limit) { return mx::set_cache_limit(limit); }
+size_t set_memory_limit(size_t limit) { return mx::set_memory_limit(limit); }
+void clear_cache() { mx::clear_cache(); }
+
+UArray unary(rust::Str op_name, const Array& a) {
+  std::string op(op_name);
+  if (op == "negative") return own(mx::negative(a, dev()));
+  if (op == "exp") return own(mx::exp(a, dev()));
+  if (op == "log") return own(mx::log(a, dev()));
+  if (op == "sqrt") return own(mx::sqrt(a, dev()));
+  if (op == "sigmoid") return own(mx::sigmoid(a, dev()));
+  if (op == "silu") return own(mx::multiply(a, mx::sigmoid(a, dev()), dev()));
+  if (op == "abs") return own(mx::abs(a, dev()));
+  if (op == "softmax") return own(mx::softmax(a, -1, true, dev()));
+  if (op == "logsumexp") return own(mx::logsumexp(a, -1, true, dev()));
+  if (op == "stop_gradient") return own(mx::stop_gradient(a, dev()));
+  throw std::invalid_argument("unknown unary op " + op);
+}
+
+UArray binary(rust::Str op_name, const Array& a, const Array& b) {
+  std::string op(op_name);
+  if (op == "add") return own(mx::add(a, b, dev()));
+  if (op == "subtract") return own(mx::subtract(a, b, dev()));
+  if (op == "multiply") return own(mx::multiply(a, b, dev()));
+  if (op == "divide") return own(mx::divide(a, b, dev()));
+  if (op == "maximum") return own(mx::maximum(a, b, dev()));
+  if (op == "minimum") return own(mx::minimum(a, b, dev()));
+  if (op == "power") return own(mx::power(a, b, dev()));
+  if (op == "greater") return own(mx::greater(a, b, dev()));
+  if (op == "greater_equal") return own(mx::greater_equal(a, b, dev()));
+  if (op == "less") return own(mx::less(a, b, dev()));
+  if (op == "less_equal") return own(mx::less_equal(a, b, dev()));
+  if (op == "equal") return own(mx::equal(a, b, dev()));
+  if (op == "logical_and") return own(mx::logical_and(a, b, dev()));
+  if (op == "logical_or") return own(mx::logical_or(a, b, dev()));
+  throw std::invalid_argument("unknown binary op " + op);
+}
+
+UArray where_(const Array& cond, const Array& a, const Array& b) { return own(mx::where(cond, a, b, dev())); }
+
+UArray reshape(const Array& a, rust::Slice<const int32_t> shape) { return own(mx::reshape(a, to_shape(shape), dev())); }
+
+UArray transpose(const Array& a, rust::Slice<const int32_t> axes) {
+  return own(mx::transpose(a, std::vector<int>(axes.begin(), axes.end()), dev()));
+}
+
+UArray astype(const Array& a, uint8_t code) { return own(mx::astype(a, to_dtype(code), dev())); }
+UArray take(const Array& a, const Array& idx, int32_t axis) { return own(mx::take(a, idx, axis, dev())); }
+UArray take_along_axis(const Array& a, const Array& idx, int32_t axis) {
+  return own(mx::take_along_axis(a, idx, axis, dev()));
+}
+UArray put_along_axis(const Array& a, const Array& idx, const Array& values, int32_t axis) {
+  return own(mx::put_along_axis(a, idx, values, axis, dev()));
+}
+
+UArray slice(const Array& a, rust::Slice<const int32_t> start, rust::Slice<const int32_t> stop) {
+  return own(mx::slice(a, to_shape(start), to_shape(stop), dev()));
+}
+
+UArray slice_update(const Array& src, const Array& update, rust::Slice<const int32_t> start,
+                    rust::Slice<const int32_t> stop) {
+  return own(mx::slice_update(src, update, to_shape(start), to_shape(stop), dev()));
+}
+
+UArray concatenate(const ArrayVec& v, int32_t axis) { return own(mx::concatenate(v, axis, dev())); }
+UArray expand_dims(const Array& a, int32_t axis) { return own(mx::expand_dims(a, axis, dev())); }
+UArray broadcast_to(const Array& a, rust::Slice<const int32_t> shape) {
+  return own(mx::broadcast_to(a, to_shape(shape), dev()));
+}
+UArray contiguous(const Array& a) { return own(mx::contiguous(a, false, dev())); }
+
+UArray reduce(rust::Str op_name, const Array& a, int32_t axis, bool keepdims) {
+  std::string op(op_name);
+  if (op == "sum") return own(mx::sum(a, axis, keepdims, dev()));
+  if (op == "max") return own(mx::max(a, axis, keepdims, dev()));
+  if (op == "min") return own(mx::min(a, axis, keepdims, dev()));
+  if (op == "mean") return own(mx::mean(a, axis, keepdims, dev()));
+  if (op == "argmax") return own(mx::argmax(a, axis, keepdims, dev()));
+  if (op == "argmin") return own(mx::argmin(a, axis, keepdims, dev()));
+  if (op == "logsumexp") return own(mx::logsumexp(a, axis, keepdims, dev()));
+  throw std::invalid_argument("unknown reduction " + op);
+}
+
+UArray sort(const Array& a, int32_t axis) { return own(mx::sort(a, axis, dev())); }
+UArray argsort(const Array& a, int32_t axis) { return own(mx::argsort(a, axis, dev())); }
+UArray argpartition(const Array& a, int32_t kth, int32_t axis) { return own(mx::argpartition(a, kth, axis, dev())); }
+UArray cumsum(const Array& a, int32_t axis, bool reverse, bool inclusive) {
+  return own(mx::cumsum(a, axis, reverse, inclusive, dev()));
+}
+UArray matmul(const Array& a, const Array& b) { return own(mx::matmul(a, b, dev())); }
+
+UArray rms_norm(const Array& x, const Array& weight, float eps) {
+  return own(mx::fast::rms_norm(x, weight, eps, dev()));
+}
+
+UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset) {
+  return own(mx::fast::rope(x, dims, traditional, base, scale, offset, std::nullopt, dev()));
+}
+
+UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale, const Array& offsets) {
+  return own(mx::fast::rope(x, dims, traditional, base, scale, offsets, std::nullopt, dev()));
+}
+
+UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal) {
+  return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev()));
+}
+
+UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {
+  return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, "array", mask, {}, false, dev()));
+}
+
+UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, const Array& biases, bool transpose,
+                        int32_t group_size, int32_t bits) {
+  return own(mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine", dev()));
+}
+
+UArray dequantize(const Array& w, const Array& scales, const Array& biases, int32_t group_size, int32_t bits,
+                  uint8_t code) {
+  return own(mx::dequantize(w, scales, biases, group_size, bits, "affine", std::nullopt, to_dtype(code), dev()));
+}
+
+std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits) {
+  return std::make_unique<ArrayVec>(mx::quantize(w, group_size, bits, "affine", std::nullopt, dev()));
+}
+
+UArray random_key(uint64_t seed) { return own(mx::random::key(seed)); }
+
+std::unique_ptr<ArrayVec> random_split(const Array& key) {
+  auto [a, b] = mx::random::split(key, dev());
+  return std::make_unique<ArrayVec>(ArrayVec{a, b});
+}
+
+UArray random_categorical(const Array& logits, int32_t axis, const Array& key) {
+  return own(mx::random::categorical(logits, axis, key, dev()));
+}
+
+UArray random_uniform(rust::Slice<const int32_t> shape, uint8_t code, const Array& key) {
+  return own(mx::random::uniform(to_shape(shape), to_dtype(code), key, dev()));
+}
+
+}  // namespace qwen3_mlx

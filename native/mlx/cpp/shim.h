@@ -1,0 +1,99 @@
+// The C++ side of the cxx bridge: thin wrappers over MLX that take Rust-friendly
+// arguments. Every function may throw; cxx turns the exception into a Rust Err.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "mlx/mlx.h"
+#include "rust/cxx.h"
+
+namespace qwen3_mlx {
+
+using Array = mlx::core::array;
+using ArrayVec = std::vector<mlx::core::array>;
+using UArray = std::unique_ptr<Array>;
+
+// Threading: the device every op on this thread runs on (set once per worker thread).
+void bind_thread_to_device(bool gpu);
+bool device_available(bool gpu);
+
+// Arrays <-> bytes, metadata.
+UArray from_bytes(rust::Slice<const uint8_t> data, rust::Slice<const int32_t> shape, uint8_t dtype);
+void to_bytes(const Array& a, rust::Slice<uint8_t> out);
+rust::Vec<int32_t> shape(const Array& a);
+uint8_t dtype(const Array& a);
+size_t nbytes(const Array& a);
+UArray clone_array(const Array& a);
+UArray full(rust::Slice<const int32_t> shape, double value, uint8_t dtype);
+UArray arange(double start, double stop, double step, uint8_t dtype);
+
+// Lists of arrays (eval, concatenate, multi-output ops).
+std::unique_ptr<ArrayVec> vec_new();
+void vec_push(ArrayVec& v, const Array& a);
+size_t vec_len(const ArrayVec& v);
+UArray vec_get(const ArrayVec& v, size_t i);
+
+// Evaluation and memory.
+void eval(const ArrayVec& v);
+void async_eval(const ArrayVec& v);
+void synchronize();
+size_t active_memory();
+size_t peak_memory();
+size_t cache_memory();
+void reset_peak_memory();
+size_t set_cache_limit(size_t limit);
+size_t set_memory_limit(size_t limit);
+void clear_cache();
+
+// Element-wise, by name: one entry point per arity keeps the bridge small.
+UArray unary(rust::Str op, const Array& a);
+UArray binary(rust::Str op, const Array& a, const Array& b);
+UArray where_(const Array& cond, const Array& a, const Array& b);
+
+// Shape and indexing.
+UArray reshape(const Array& a, rust::Slice<const int32_t> shape);
+UArray transpose(const Array& a, rust::Slice<const int32_t> axes);
+UArray astype(const Array& a, uint8_t dtype);
+UArray take(const Array& a, const Array& indices, int32_t axis);
+UArray take_along_axis(const Array& a, const Array& indices, int32_t axis);
+UArray put_along_axis(const Array& a, const Array& indices, const Array& values, int32_t axis);
+UArray slice(const Array& a, rust::Slice<const int32_t> start, rust::Slice<const int32_t> stop);
+UArray slice_update(const Array& src, const Array& update, rust::Slice<const int32_t> start,
+                    rust::Slice<const int32_t> stop);
+UArray concatenate(const ArrayVec& v, int32_t axis);
+UArray expand_dims(const Array& a, int32_t axis);
+UArray broadcast_to(const Array& a, rust::Slice<const int32_t> shape);
+UArray contiguous(const Array& a);
+
+// Reductions, sorting, linear algebra.
+UArray reduce(rust::Str op, const Array& a, int32_t axis, bool keepdims);
+UArray sort(const Array& a, int32_t axis);
+UArray argsort(const Array& a, int32_t axis);
+UArray argpartition(const Array& a, int32_t kth, int32_t axis);
+UArray cumsum(const Array& a, int32_t axis, bool reverse, bool inclusive);
+UArray matmul(const Array& a, const Array& b);
+
+// Fused kernels (mlx::core::fast).
+UArray rms_norm(const Array& x, const Array& weight, float eps);
+UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset);
+UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale,
+                    const Array& offsets);
+UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
+UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
+
+// Quantization (affine mode, as written by mlx-lm).
+UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, const Array& biases,
+                        bool transpose, int32_t group_size, int32_t bits);
+UArray dequantize(const Array& w, const Array& scales, const Array& biases, int32_t group_size,
+                  int32_t bits, uint8_t dtype);
+std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits);
+
+// Random numbers from explicit keys (reproducible per request).
+UArray random_key(uint64_t seed);
+std::unique_ptr<ArrayVec> random_split(const Array& key);
+UArray random_categorical(const Array& logits, int32_t axis, const Array& key);
+UArray random_uniform(rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key);
+
+}  // namespace qwen3_mlx

@@ -1,0 +1,76 @@
+//! MLX's fused kernels (`mlx::core::fast`) and affine quantization.
+
+use crate::array::{wrap, Array};
+use crate::dtype::Dtype;
+use crate::error::Result;
+use crate::ffi::bridge;
+use crate::ops::unpack;
+
+pub fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<Array> {
+    wrap(bridge::rms_norm(&x.raw, &weight.raw, eps))
+}
+
+/// Rotary embedding on the last axis of `x` (`[.., L, D]`), positions starting at `offset`.
+pub fn rope(x: &Array, dims: i32, traditional: bool, base: f32, scale: f32, offset: i32) -> Result<Array> {
+    wrap(bridge::rope(&x.raw, dims, traditional, base, scale, offset))
+}
+
+/// Like [`rope`] with one start position per batch row (`offsets`: int32 `[B]`).
+pub fn rope_offsets(
+    x: &Array,
+    dims: i32,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+    offsets: &Array,
+) -> Result<Array> {
+    wrap(bridge::rope_offsets(&x.raw, dims, traditional, base, scale, &offsets.raw))
+}
+
+/// The attention mask given to [`sdpa`].
+pub enum Mask<'a> {
+    None,
+    Causal,
+    /// Boolean (true = attend) or additive, broadcastable to `[B, H, L, S]`.
+    Array(&'a Array),
+}
+
+/// softmax(q·kᵀ·scale + mask)·v with grouped-query heads (`q`: `[B, Hq, L, D]`, `k`/`v`: `[B, Hkv, S, D]`).
+pub fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, mask: Mask<'_>) -> Result<Array> {
+    match mask {
+        Mask::None => wrap(bridge::sdpa(&q.raw, &k.raw, &v.raw, scale, false)),
+        Mask::Causal => wrap(bridge::sdpa(&q.raw, &k.raw, &v.raw, scale, true)),
+        Mask::Array(m) => wrap(bridge::sdpa_masked(&q.raw, &k.raw, &v.raw, scale, &m.raw)),
+    }
+}
+
+/// `x · dequantize(w)ᵀ` (or without the transpose) without materialising the weights.
+pub fn quantized_matmul(
+    x: &Array,
+    w: &Array,
+    scales: &Array,
+    biases: &Array,
+    transpose: bool,
+    group_size: i32,
+    bits: i32,
+) -> Result<Array> {
+    wrap(bridge::quantized_matmul(
+        &x.raw, &w.raw, &scales.raw, &biases.raw, transpose, group_size, bits,
+    ))
+}
+
+pub fn dequantize(
+    w: &Array,
+    scales: &Array,
+    biases: &Array,
+    group_size: i32,
+    bits: i32,
+    dtype: Dtype,
+) -> Result<Array> {
+    wrap(bridge::dequantize(&w.raw, &scales.raw, &biases.raw, group_size, bits, dtype as u8))
+}
+
+/// Returns `[weight, scales, biases]` as mlx-lm stores them.
+pub fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<Vec<Array>> {
+    unpack(bridge::quantize(&w.raw, group_size, bits))
+}

@@ -1,0 +1,233 @@
+//! Graph-building operations. Nothing here computes: results are lazy until `eval`.
+
+use crate::array::{from_vec, with_vec, wrap, Array};
+use crate::dtype::Dtype;
+use crate::error::Result;
+use crate::ffi::bridge;
+use crate::invalid;
+
+/// Element-wise operations of one argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Unary {
+    Negative,
+    Exp,
+    Log,
+    Sqrt,
+    Sigmoid,
+    Silu,
+    Abs,
+    /// Along the last axis, computed in float32 precision.
+    Softmax,
+    StopGradient,
+}
+
+impl Unary {
+    fn name(self) -> &'static str {
+        match self {
+            Unary::Negative => "negative",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Sqrt => "sqrt",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Silu => "silu",
+            Unary::Abs => "abs",
+            Unary::Softmax => "softmax",
+            Unary::StopGradient => "stop_gradient",
+        }
+    }
+}
+
+/// Element-wise operations of two (broadcast) arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Maximum,
+    Minimum,
+    Power,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+    Equal,
+    LogicalAnd,
+    LogicalOr,
+}
+
+impl Binary {
+    pub const ALL: [Binary; 14] = [
+        Binary::Add,
+        Binary::Subtract,
+        Binary::Multiply,
+        Binary::Divide,
+        Binary::Maximum,
+        Binary::Minimum,
+        Binary::Power,
+        Binary::Greater,
+        Binary::GreaterEqual,
+        Binary::Less,
+        Binary::LessEqual,
+        Binary::Equal,
+        Binary::LogicalAnd,
+        Binary::LogicalOr,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Subtract => "subtract",
+            Binary::Multiply => "multiply",
+            Binary::Divide => "divide",
+            Binary::Maximum => "maximum",
+            Binary::Minimum => "minimum",
+            Binary::Power => "power",
+            Binary::Greater => "greater",
+            Binary::GreaterEqual => "greater_equal",
+            Binary::Less => "less",
+            Binary::LessEqual => "less_equal",
+            Binary::Equal => "equal",
+            Binary::LogicalAnd => "logical_and",
+            Binary::LogicalOr => "logical_or",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Binary> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+}
+
+/// Reductions over one axis.
+#[derive(Debug, Clone, Copy)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+    Mean,
+    Argmax,
+    Argmin,
+    LogSumExp,
+}
+
+impl Reduce {
+    fn name(self) -> &'static str {
+        match self {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+            Reduce::Mean => "mean",
+            Reduce::Argmax => "argmax",
+            Reduce::Argmin => "argmin",
+            Reduce::LogSumExp => "logsumexp",
+        }
+    }
+}
+
+impl Array {
+    pub fn unary(&self, op: Unary) -> Result<Array> {
+        wrap(bridge::unary(op.name(), &self.raw))
+    }
+
+    pub fn binary(&self, op: Binary, other: &Array) -> Result<Array> {
+        wrap(bridge::binary(op.name(), &self.raw, &other.raw))
+    }
+
+    pub fn add(&self, other: &Array) -> Result<Array> {
+        self.binary(Binary::Add, other)
+    }
+
+    pub fn multiply(&self, other: &Array) -> Result<Array> {
+        self.binary(Binary::Multiply, other)
+    }
+
+    pub fn matmul(&self, other: &Array) -> Result<Array> {
+        wrap(bridge::matmul(&self.raw, &other.raw))
+    }
+
+    /// `cond ? a : b`, element-wise with broadcasting.
+    pub fn select(cond: &Array, a: &Array, b: &Array) -> Result<Array> {
+        wrap(bridge::where_(&cond.raw, &a.raw, &b.raw))
+    }
+
+    pub fn reduce(&self, op: Reduce, axis: i32, keepdims: bool) -> Result<Array> {
+        wrap(bridge::reduce(op.name(), &self.raw, axis, keepdims))
+    }
+
+    pub fn reshape(&self, shape: &[i32]) -> Result<Array> {
+        wrap(bridge::reshape(&self.raw, shape))
+    }
+
+    pub fn transpose(&self, axes: &[i32]) -> Result<Array> {
+        wrap(bridge::transpose(&self.raw, axes))
+    }
+
+    pub fn astype(&self, dtype: Dtype) -> Result<Array> {
+        if self.dtype() == dtype {
+            return Ok(self.clone());
+        }
+        wrap(bridge::astype(&self.raw, dtype as u8))
+    }
+
+    pub fn take(&self, indices: &Array, axis: i32) -> Result<Array> {
+        wrap(bridge::take(&self.raw, &indices.raw, axis))
+    }
+
+    pub fn take_along_axis(&self, indices: &Array, axis: i32) -> Result<Array> {
+        wrap(bridge::take_along_axis(&self.raw, &indices.raw, axis))
+    }
+
+    pub fn put_along_axis(&self, indices: &Array, values: &Array, axis: i32) -> Result<Array> {
+        wrap(bridge::put_along_axis(&self.raw, &indices.raw, &values.raw, axis))
+    }
+
+    /// `self[start[0]..stop[0], start[1]..stop[1], …]` over every axis.
+    pub fn slice(&self, start: &[i32], stop: &[i32]) -> Result<Array> {
+        wrap(bridge::slice(&self.raw, start, stop))
+    }
+
+    /// A copy of `self` with `update` written into the box `start..stop`.
+    pub fn slice_update(&self, update: &Array, start: &[i32], stop: &[i32]) -> Result<Array> {
+        wrap(bridge::slice_update(&self.raw, &update.raw, start, stop))
+    }
+
+    pub fn expand_dims(&self, axis: i32) -> Result<Array> {
+        wrap(bridge::expand_dims(&self.raw, axis))
+    }
+
+    pub fn broadcast_to(&self, shape: &[i32]) -> Result<Array> {
+        wrap(bridge::broadcast_to(&self.raw, shape))
+    }
+
+    pub fn contiguous(&self) -> Result<Array> {
+        wrap(bridge::contiguous(&self.raw))
+    }
+
+    pub fn sort(&self, axis: i32) -> Result<Array> {
+        wrap(bridge::sort(&self.raw, axis))
+    }
+
+    pub fn argsort(&self, axis: i32) -> Result<Array> {
+        wrap(bridge::argsort(&self.raw, axis))
+    }
+
+    pub fn argpartition(&self, kth: i32, axis: i32) -> Result<Array> {
+        wrap(bridge::argpartition(&self.raw, kth, axis))
+    }
+
+    pub fn cumsum(&self, axis: i32, reverse: bool, inclusive: bool) -> Result<Array> {
+        wrap(bridge::cumsum(&self.raw, axis, reverse, inclusive))
+    }
+}
+
+pub fn concatenate(arrays: &[&Array], axis: i32) -> Result<Array> {
+    if arrays.is_empty() {
+        return Err(invalid!("concatenate needs at least one array"));
+    }
+    with_vec(arrays, |v| bridge::concatenate(v, axis)).map(|raw| Array { raw })
+}
+
+pub(crate) fn unpack(v: Result<cxx::UniquePtr<bridge::ArrayVec>, cxx::Exception>) -> Result<Vec<Array>> {
+    let v = v?;
+    from_vec(&v)
+}

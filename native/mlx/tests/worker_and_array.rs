@@ -1,0 +1,102 @@
+use mlx::{Array, Binary, Device, Dtype, Pinned, Reduce, Worker};
+
+fn cpu() -> std::sync::Arc<Worker> {
+    Worker::for_device(Device::Cpu).unwrap()
+}
+
+#[test]
+fn every_dtype_round_trips_through_bytes() {
+    for dtype in Dtype::ALL {
+        let bytes: Vec<u8> = (0..6 * dtype.size()).map(|i| (i * 37 % 251) as u8).collect();
+        let bytes = if dtype == Dtype::Bool { bytes.iter().map(|b| b & 1).collect() } else { bytes };
+        let expected = bytes.clone();
+        let (back, shape, got) = cpu()
+            .run(move || {
+                let a = Array::from_bytes(&bytes, &[2, 3], dtype)?;
+                Ok((a.to_bytes()?, a.shape(), a.dtype()))
+            })
+            .unwrap();
+        assert_eq!((back, shape, got), (expected, vec![2, 3], dtype), "{dtype:?}");
+    }
+}
+
+#[test]
+fn matmul_matches_a_plain_rust_product() {
+    let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+    let b: Vec<f32> = (0..20).map(|i| (i as f32).sin()).collect();
+    let mut want = vec![0f32; 15];
+    for i in 0..3 {
+        for j in 0..5 {
+            want[i * 5 + j] = (0..4).map(|k| a[i * 4 + k] * b[k * 5 + j]).sum();
+        }
+    }
+    let got = cpu()
+        .run(move || {
+            let x = Array::from_slice(&a, &[3, 4])?;
+            let y = Array::from_slice(&b, &[4, 5])?;
+            x.matmul(&y)?.to_vec::<f32>()
+        })
+        .unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn reductions_and_broadcasting() {
+    let (sum, argmax) = cpu()
+        .run(|| {
+            let x = Array::from_slice(&[1i32, 5, 2, 7, 3, 0], &[2, 3])?;
+            let y = x.binary(Binary::Multiply, &Array::from_slice(&[2i32], &[1])?)?;
+            Ok((
+                y.reduce(Reduce::Sum, 1, false)?.to_vec::<i32>()?,
+                x.reduce(Reduce::Argmax, 1, false)?.to_vec::<u32>()?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(sum, vec![16, 20]);
+    assert_eq!(argmax, vec![1, 0]);
+}
+
+#[test]
+fn bad_input_is_a_tagged_error_not_a_crash() {
+    let err = cpu().run(|| Array::from_bytes(&[0u8; 7], &[2, 1], Dtype::Float32).map(drop)).unwrap_err();
+    assert_eq!(err.kind(), "invalid_argument");
+    let err = cpu().run(|| Array::from_bytes(&[], &[-1], Dtype::Float32).map(drop)).unwrap_err();
+    assert_eq!(err.kind(), "invalid_argument");
+    // Shape mismatch detected inside MLX: a C++ exception, caught in the bridge.
+    let err = cpu()
+        .run(|| {
+            let a = Array::zeros(&[2, 3], Dtype::Float32)?;
+            let b = Array::zeros(&[4, 5], Dtype::Float32)?;
+            a.matmul(&b).map(drop)
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), "mlx");
+    assert!(err.to_string().contains("matmul") || err.to_string().contains("shape"), "{err}");
+}
+
+#[test]
+fn a_panicking_job_becomes_an_error_and_the_worker_lives_on() {
+    let err = cpu().run(|| -> mlx::Result<()> { panic!("boom") }).unwrap_err();
+    assert!(err.to_string().contains("boom"));
+    assert_eq!(cpu().run(|| Ok(1 + 1)).unwrap(), 2);
+}
+
+#[test]
+fn pinned_values_are_only_readable_on_their_worker() {
+    let w = cpu();
+    let w2 = w.clone();
+    let pinned = w.run(move || Pinned::new(Array::zeros(&[4], Dtype::Float32)?, &w2)).unwrap();
+    assert_eq!(pinned.get().unwrap_err().kind(), "wrong_device");
+    let pinned = std::sync::Arc::new(pinned);
+    let p = pinned.clone();
+    assert_eq!(w.run(move || Ok(p.get()?.shape())).unwrap(), vec![4]);
+}
+
+#[test]
+fn gpu_is_reported_unavailable_on_a_cpu_build() {
+    if !Device::Gpu.is_available() {
+        assert_eq!(Worker::for_device(Device::Gpu).err().unwrap().kind(), "device_unavailable");
+    }
+}

@@ -1,0 +1,1 @@
+//! Qwen3 model (placeholder until the model lands).

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The numerical oracle: mlx-lm on the same MLX wheel, in its own venv.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+stamp="$QWEN3_ORACLE_VENV/.qwen3-$MLX_VERSION-$MLX_LM_VERSION"
+if [ ! -f "$stamp" ]; then
+  echo "==> building the mlx-lm oracle venv"
+  rm -rf "$QWEN3_ORACLE_VENV"
+  python3 -m venv "$QWEN3_ORACLE_VENV"
+  extra=cpu; [ "$(uname -s)" = Darwin ] && extra=metal
+  "$QWEN3_ORACLE_VENV/bin/pip" install -q "mlx[$extra]==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION"
+  touch "$stamp"
+fi
+# Same BLAS as ours, so side-by-side timings compare the models, not the BLAS.
+point_blas_at_openblas "$("$QWEN3_ORACLE_VENV/bin/python" -c 'import mlx, os; print(os.path.join(os.path.dirname(mlx.__path__[0]), "mlx_cpu.libs"))' 2>/dev/null || true)"
