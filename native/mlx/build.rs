@@ -10,7 +10,11 @@ fn mlx_dir() -> PathBuf {
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("qwen3")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/qwen3")))
         .expect("set MLX_DIR to an MLX prefix (include/ and lib/)");
-    let wheel = if cfg!(target_os = "macos") { "mlx-metal" } else { "mlx-cpu" };
+    let wheel = if cfg!(target_os = "macos") {
+        "mlx-metal"
+    } else {
+        "mlx-cpu"
+    };
     cache.join(format!("{wheel}-0.32.4/mlx"))
 }
 

@@ -59,7 +59,8 @@ impl Array {
 
     pub fn from_slice<T: Element>(data: &[T], shape: &[i32]) -> Result<Array> {
         // SAFETY: `Element` types are plain numbers without padding.
-        let bytes = unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) };
         Self::from_bytes(bytes, shape, T::DTYPE)
     }
 
@@ -110,13 +111,29 @@ impl Array {
     /// Evaluates the graph behind this array and copies its data out (row-major).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut out = vec![0u8; self.nbytes()];
-        bridge::to_bytes(&self.raw, &mut out)?;
+        self.copy_to(&mut out)?;
         Ok(out)
+    }
+
+    /// Like [`Array::to_bytes`] into a caller's buffer of exactly `nbytes()` bytes.
+    pub fn copy_to(&self, out: &mut [u8]) -> Result<()> {
+        if out.len() != self.nbytes() {
+            return Err(invalid!(
+                "buffer of {} bytes for an array of {}",
+                out.len(),
+                self.nbytes()
+            ));
+        }
+        Ok(bridge::to_bytes(&self.raw, out)?)
     }
 
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if self.dtype() != T::DTYPE {
-            return Err(invalid!("array is {}, not {}", self.dtype().name(), T::DTYPE.name()));
+            return Err(invalid!(
+                "array is {}, not {}",
+                self.dtype().name(),
+                T::DTYPE.name()
+            ));
         }
         let bytes = self.to_bytes()?;
         let mut out = vec![T::default(); bytes.len() / std::mem::size_of::<T>()];
@@ -148,10 +165,15 @@ fn to_vec(arrays: &[&Array]) -> UniquePtr<bridge::ArrayVec> {
 }
 
 pub(crate) fn from_vec(v: &bridge::ArrayVec) -> Result<Vec<Array>> {
-    (0..bridge::vec_len(v)).map(|i| wrap(bridge::vec_get(v, i))).collect()
+    (0..bridge::vec_len(v))
+        .map(|i| wrap(bridge::vec_get(v, i)))
+        .collect()
 }
 
-pub(crate) fn with_vec<T>(arrays: &[&Array], f: impl FnOnce(&bridge::ArrayVec) -> Result<T, cxx::Exception>) -> Result<T> {
+pub(crate) fn with_vec<T>(
+    arrays: &[&Array],
+    f: impl FnOnce(&bridge::ArrayVec) -> Result<T, cxx::Exception>,
+) -> Result<T> {
     f(&to_vec(arrays)).map_err(Error::from)
 }
 

@@ -24,7 +24,14 @@ pub fn rope_offsets(
     scale: f32,
     offsets: &Array,
 ) -> Result<Array> {
-    wrap(bridge::rope_offsets(&x.raw, dims, traditional, base, scale, &offsets.raw))
+    wrap(bridge::rope_offsets(
+        &x.raw,
+        dims,
+        traditional,
+        base,
+        scale,
+        &offsets.raw,
+    ))
 }
 
 /// The attention mask given to [`sdpa`].
@@ -55,7 +62,13 @@ pub fn quantized_matmul(
     bits: i32,
 ) -> Result<Array> {
     wrap(bridge::quantized_matmul(
-        &x.raw, &w.raw, &scales.raw, &biases.raw, transpose, group_size, bits,
+        &x.raw,
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        transpose,
+        group_size,
+        bits,
     ))
 }
 
@@ -67,7 +80,14 @@ pub fn dequantize(
     bits: i32,
     dtype: Dtype,
 ) -> Result<Array> {
-    wrap(bridge::dequantize(&w.raw, &scales.raw, &biases.raw, group_size, bits, dtype as u8))
+    wrap(bridge::dequantize(
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        group_size,
+        bits,
+        dtype as u8,
+    ))
 }
 
 /// Returns `[weight, scales, biases]` as mlx-lm stores them.

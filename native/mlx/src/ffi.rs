@@ -46,19 +46,10 @@ pub(crate) mod bridge {
         fn astype(a: &Array, dtype: u8) -> Result<UniquePtr<Array>>;
         fn take(a: &Array, indices: &Array, axis: i32) -> Result<UniquePtr<Array>>;
         fn take_along_axis(a: &Array, indices: &Array, axis: i32) -> Result<UniquePtr<Array>>;
-        fn put_along_axis(
-            a: &Array,
-            indices: &Array,
-            values: &Array,
-            axis: i32,
-        ) -> Result<UniquePtr<Array>>;
+        fn put_along_axis(a: &Array, indices: &Array, values: &Array, axis: i32) -> Result<UniquePtr<Array>>;
         fn slice(a: &Array, start: &[i32], stop: &[i32]) -> Result<UniquePtr<Array>>;
-        fn slice_update(
-            src: &Array,
-            update: &Array,
-            start: &[i32],
-            stop: &[i32],
-        ) -> Result<UniquePtr<Array>>;
+        fn slice_update(src: &Array, update: &Array, start: &[i32], stop: &[i32])
+            -> Result<UniquePtr<Array>>;
         fn concatenate(v: &ArrayVec, axis: i32) -> Result<UniquePtr<Array>>;
         fn expand_dims(a: &Array, axis: i32) -> Result<UniquePtr<Array>>;
         fn broadcast_to(a: &Array, shape: &[i32]) -> Result<UniquePtr<Array>>;
@@ -89,13 +80,8 @@ pub(crate) mod bridge {
             offsets: &Array,
         ) -> Result<UniquePtr<Array>>;
         fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<UniquePtr<Array>>;
-        fn sdpa_masked(
-            q: &Array,
-            k: &Array,
-            v: &Array,
-            scale: f32,
-            mask: &Array,
-        ) -> Result<UniquePtr<Array>>;
+        fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
+            -> Result<UniquePtr<Array>>;
 
         fn quantized_matmul(
             x: &Array,

@@ -60,7 +60,8 @@ impl SafetensorsFile {
 
     fn read_infos(path: &Path, bytes: &[u8]) -> Result<Vec<TensorInfo>> {
         let bad = |msg: String| Error::InvalidFile(format!("{}: {msg}", path.display()));
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        let st =
+            SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let mut infos = Vec::with_capacity(st.len());
         for (name, view) in st.iter() {
             let dtype = to_dtype(view.dtype())
@@ -68,7 +69,9 @@ impl SafetensorsFile {
             let shape = view
                 .shape()
                 .iter()
-                .map(|&d| i32::try_from(d).map_err(|_| bad(format!("tensor {name} has a dimension over 2^31"))))
+                .map(|&d| {
+                    i32::try_from(d).map_err(|_| bad(format!("tensor {name} has a dimension over 2^31")))
+                })
                 .collect::<Result<Vec<i32>>>()?;
             let nbytes = view.data().len();
             let offset = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
@@ -106,6 +109,10 @@ impl SafetensorsFile {
         let info = self
             .info(name)
             .ok_or_else(|| Error::InvalidFile(format!("{}: no tensor {name}", self.path.display())))?;
-        Array::from_bytes(&self.mmap[info.offset..info.offset + info.nbytes], &info.shape, info.dtype)
+        Array::from_bytes(
+            &self.mmap[info.offset..info.offset + info.nbytes],
+            &info.shape,
+            info.dtype,
+        )
     }
 }

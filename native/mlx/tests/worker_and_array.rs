@@ -8,7 +8,11 @@ fn cpu() -> std::sync::Arc<Worker> {
 fn every_dtype_round_trips_through_bytes() {
     for dtype in Dtype::ALL {
         let bytes: Vec<u8> = (0..6 * dtype.size()).map(|i| (i * 37 % 251) as u8).collect();
-        let bytes = if dtype == Dtype::Bool { bytes.iter().map(|b| b & 1).collect() } else { bytes };
+        let bytes = if dtype == Dtype::Bool {
+            bytes.iter().map(|b| b & 1).collect()
+        } else {
+            bytes
+        };
         let expected = bytes.clone();
         let (back, shape, got) = cpu()
             .run(move || {
@@ -60,9 +64,13 @@ fn reductions_and_broadcasting() {
 
 #[test]
 fn bad_input_is_a_tagged_error_not_a_crash() {
-    let err = cpu().run(|| Array::from_bytes(&[0u8; 7], &[2, 1], Dtype::Float32).map(drop)).unwrap_err();
+    let err = cpu()
+        .run(|| Array::from_bytes(&[0u8; 7], &[2, 1], Dtype::Float32).map(drop))
+        .unwrap_err();
     assert_eq!(err.kind(), "invalid_argument");
-    let err = cpu().run(|| Array::from_bytes(&[], &[-1], Dtype::Float32).map(drop)).unwrap_err();
+    let err = cpu()
+        .run(|| Array::from_bytes(&[], &[-1], Dtype::Float32).map(drop))
+        .unwrap_err();
     assert_eq!(err.kind(), "invalid_argument");
     // Shape mismatch detected inside MLX: a C++ exception, caught in the bridge.
     let err = cpu()
@@ -73,7 +81,10 @@ fn bad_input_is_a_tagged_error_not_a_crash() {
         })
         .unwrap_err();
     assert_eq!(err.kind(), "mlx");
-    assert!(err.to_string().contains("matmul") || err.to_string().contains("shape"), "{err}");
+    assert!(
+        err.to_string().contains("matmul") || err.to_string().contains("shape"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -87,7 +98,9 @@ fn a_panicking_job_becomes_an_error_and_the_worker_lives_on() {
 fn pinned_values_are_only_readable_on_their_worker() {
     let w = cpu();
     let w2 = w.clone();
-    let pinned = w.run(move || Pinned::new(Array::zeros(&[4], Dtype::Float32)?, &w2)).unwrap();
+    let pinned = w
+        .run(move || Pinned::new(Array::zeros(&[4], Dtype::Float32)?, &w2))
+        .unwrap();
     assert_eq!(pinned.get().unwrap_err().kind(), "wrong_device");
     let pinned = std::sync::Arc::new(pinned);
     let p = pinned.clone();
@@ -97,6 +110,9 @@ fn pinned_values_are_only_readable_on_their_worker() {
 #[test]
 fn gpu_is_reported_unavailable_on_a_cpu_build() {
     if !Device::Gpu.is_available() {
-        assert_eq!(Worker::for_device(Device::Gpu).err().unwrap().kind(), "device_unavailable");
+        assert_eq!(
+            Worker::for_device(Device::Gpu).err().unwrap().kind(),
+            "device_unavailable"
+        );
     }
 }

@@ -1,0 +1,55 @@
+# Two entry points do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+export QWEN3_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/qwen3
+# Builds live in the cache too, so a fresh clone on the same machine reuses them.
+export CARGO_TARGET_DIR ?= $(QWEN3_CACHE)/target
+export MIX_HOME ?= $(QWEN3_CACHE)/mix
+QWEN3_ORACLE_VENV ?= $(QWEN3_CACHE)/oracle-venv
+export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
+export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
+
+.PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
+        lint demo bench clean
+
+setup: setup-system setup-mlx setup-tokenizer setup-oracle
+
+setup-system:
+	@scripts/setup_system.sh
+
+setup-mlx: setup-system
+	@scripts/setup_mlx.sh
+
+setup-tokenizer:
+	@scripts/setup_tokenizer.sh
+
+setup-oracle:
+	@scripts/setup_oracle.sh
+
+build: setup-mlx
+	mix compile --warnings-as-errors
+
+test: setup lint test-rust test-elixir
+
+test-rust: setup-mlx
+	cargo test --workspace --release
+
+test-elixir: build
+	mix test
+
+lint: setup-mlx
+	cargo fmt --all --check
+	cargo clippy --workspace --release --all-targets -- -D warnings
+	mix format --check-formatted
+	mix compile --warnings-as-errors --force
+
+demo: setup build
+	mix run scripts/demo.exs
+
+bench: setup build
+	mix run bench/nif_round_trip.exs
+
+clean:
+	rm -rf _build priv/native
+	cargo clean

@@ -1,0 +1,23 @@
+defmodule Qwen3.Error do
+  @moduledoc """
+  The error every `Qwen3` function returns as `{:error, %Qwen3.Error{}}` (and bang variants raise).
+
+  `:kind` says what went wrong, as an atom you can match on:
+
+    * `:invalid_argument` — a shape, dtype, token id or option that fails a check
+    * `:mlx` — MLX itself rejected the operation (its message is kept)
+    * `:wrong_device` — arrays from different devices were combined
+    * `:device_unavailable` — the device is not in this MLX build
+    * `:io`, `:invalid_file`, `:invalid_config`, `:missing_tensor` — loading problems
+    * `:worker_gone` — the device worker has stopped
+  """
+  defexception [:kind, :message]
+
+  @type t :: %__MODULE__{kind: atom, message: String.t()}
+
+  @impl true
+  def message(%__MODULE__{kind: kind, message: message}), do: "(#{kind}) #{message}"
+
+  @doc false
+  def from_native({kind, message}) when is_atom(kind), do: %__MODULE__{kind: kind, message: message}
+end

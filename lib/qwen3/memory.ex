@@ -1,0 +1,35 @@
+defmodule Qwen3.Memory do
+  @moduledoc """
+  MLX's allocator: bytes held by live arrays (`:active`), the high-water mark (`:peak`) and
+  buffers kept for reuse (`:cache`), with limits and a cache flush.
+  """
+
+  alias Qwen3.Native
+
+  @spec stats(Qwen3.Array.device()) ::
+          {:ok, %{active: integer, peak: integer, cache: integer}} | {:error, Qwen3.Error.t()}
+  def stats(device \\ :cpu) do
+    with {:ok, pairs} <- device |> Native.memory_stats() |> Native.await(), do: {:ok, Map.new(pairs)}
+  end
+
+  def stats!(device \\ :cpu) do
+    case stats(device) do
+      {:ok, s} -> s
+      {:error, e} -> raise e
+    end
+  end
+
+  def reset_peak(device \\ :cpu), do: device |> Native.memory_reset_peak() |> Native.await() |> ok()
+  def clear_cache(device \\ :cpu), do: device |> Native.memory_clear_cache() |> Native.await() |> ok()
+
+  @doc "Caps MLX's buffer cache at `bytes`; returns the previous limit."
+  def set_cache_limit(bytes, device \\ :cpu) when is_integer(bytes) and bytes >= 0,
+    do: Native.memory_set_cache_limit(device, bytes) |> Native.await()
+
+  @doc "Caps all MLX allocations at `bytes`; returns the previous limit."
+  def set_memory_limit(bytes, device \\ :cpu) when is_integer(bytes) and bytes >= 0,
+    do: Native.memory_set_memory_limit(device, bytes) |> Native.await()
+
+  defp ok({:ok, :ok}), do: :ok
+  defp ok(error), do: error
+end

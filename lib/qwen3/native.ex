@@ -1,0 +1,45 @@
+defmodule Qwen3.Native do
+  @moduledoc false
+  # The NIF table. Functions that touch MLX return a reference at once and the device
+  # worker later sends `{ref, {:ok, value} | {:error, {kind, message}}}`: use `await/1`.
+
+  @on_load :load_nif
+
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:qwen3), ~c"native/libqwen3_nif")
+    :erlang.load_nif(path, 0)
+  end
+
+  @doc "Waits for the worker's reply to a call that returned `ref`."
+  def await(ref) when is_reference(ref) do
+    receive do
+      {^ref, {:ok, value}} -> {:ok, value}
+      {^ref, {:error, reason}} -> {:error, Qwen3.Error.from_native(reason)}
+    end
+  end
+
+  def await({:error, reason}), do: {:error, Qwen3.Error.from_native(reason)}
+
+  defp nif_error, do: :erlang.nif_error(:nif_not_loaded)
+
+  def array_from_binary(_data, _shape, _dtype, _device), do: nif_error()
+  def array_to_binary(_array), do: nif_error()
+  def array_shape(_array), do: nif_error()
+  def array_dtype(_array), do: nif_error()
+  def array_device(_array), do: nif_error()
+  def array_eval(_arrays), do: nif_error()
+  def array_binary_op(_op, _a, _b), do: nif_error()
+  def array_matmul(_a, _b), do: nif_error()
+  def array_softmax(_a), do: nif_error()
+  def array_sum(_a, _axis, _keepdims), do: nif_error()
+  def array_reshape(_a, _shape), do: nif_error()
+  def array_astype(_a, _dtype), do: nif_error()
+
+  def device_available(_device), do: nif_error()
+  def device_ping(_device), do: nif_error()
+  def memory_stats(_device), do: nif_error()
+  def memory_reset_peak(_device), do: nif_error()
+  def memory_clear_cache(_device), do: nif_error()
+  def memory_set_cache_limit(_device, _bytes), do: nif_error()
+  def memory_set_memory_limit(_device, _bytes), do: nif_error()
+end

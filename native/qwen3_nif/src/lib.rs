@@ -1,0 +1,10 @@
+//! The NIF library behind `Qwen3.Native`. Every function that touches MLX posts its work
+//! to the device's worker thread and returns a reference; see `dispatch`.
+
+mod array;
+mod device;
+mod dispatch;
+mod error;
+mod reply;
+
+rustler::init!("Elixir.Qwen3.Native");

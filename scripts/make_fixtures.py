@@ -1,0 +1,211 @@
+"""Builds tiny random Qwen3 checkpoints in the exact Hugging Face layout (dense and
+MLX-community quantized) and golden outputs from mlx-lm on the same checkpoints.
+
+Run in the oracle venv:  python scripts/make_fixtures.py OUT_DIR [TOKENIZER_DIR]
+Writes OUT_DIR/<variant>/ (config.json, *.safetensors, golden/...).
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
+from mlx_lm.models import qwen3
+from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.utils import load_model
+
+# head_dim (64) is deliberately not hidden_size / num_attention_heads (32).
+TINY = dict(
+    vocab_size=1000,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=64,
+    rms_norm_eps=1e-6,
+    rope_theta=1000000.0,
+    max_position_embeddings=512,
+)
+
+PROMPTS = [[3, 14, 15, 92, 65], [2, 7, 1, 8, 2, 8, 1, 8, 28], list(range(100, 117))]
+GREEDY_STEPS = 32
+
+# name: (shape overrides, dtype, tied, quantization or None, shards)
+VARIANTS = {
+    "dense-f32-tied": ({}, "float32", True, None, 1),
+    "dense-bf16-untied": ({}, "bfloat16", False, None, 1),
+    "dense-bf16-tied-sharded": ({}, "bfloat16", True, None, 2),
+    "dense-f16-untied": ({}, "float16", False, None, 1),
+    "q4-g64-tied": ({}, "bfloat16", True, {"group_size": 64, "bits": 4}, 1),
+    "q4-g32-untied": ({}, "bfloat16", False, {"group_size": 32, "bits": 4}, 1),
+    "q8-g128-untied": ({}, "bfloat16", False, {"group_size": 128, "bits": 8}, 1),
+    # Per-module overrides, as mlx-lm writes them for mixed-precision recipes.
+    "q-mixed-tied": (
+        {},
+        "bfloat16",
+        True,
+        {
+            "group_size": 64,
+            "bits": 4,
+            "model.embed_tokens": {"group_size": 32, "bits": 8},
+            "model.layers.1.mlp.down_proj": {"group_size": 128, "bits": 8},
+        },
+        1,
+    ),
+}
+
+
+def hf_config(shape, dtype, tied, quantization):
+    cfg = {
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+        "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "max_window_layers": shape["num_hidden_layers"],
+        "rope_scaling": None,
+        "sliding_window": None,
+        "use_sliding_window": False,
+        "use_cache": True,
+        "tie_word_embeddings": tied,
+        "torch_dtype": dtype,
+        "transformers_version": "4.51.0",
+        **shape,
+    }
+    if quantization:
+        cfg["quantization"] = quantization
+        cfg["quantization_config"] = quantization
+    return cfg
+
+
+def random_weights(model, seed):
+    """Large enough that the next token depends on the context (checked below)."""
+    rng = np.random.default_rng(seed)
+    new = []
+    for name, p in tree_flatten(model.parameters()):
+        if "norm" in name:
+            w = 1.0 + 0.1 * rng.standard_normal(p.shape)
+        elif "embed_tokens" in name:
+            w = rng.standard_normal(p.shape) * 0.3
+        else:
+            w = rng.standard_normal(p.shape) / np.sqrt(p.shape[-1]) * 2.5
+        new.append((name, mx.array(w.astype(np.float32))))
+    model.load_weights(new)
+
+
+def quantize(model, quantization):
+    defaults = {k: quantization[k] for k in ("group_size", "bits")}
+
+    def predicate(path, module):
+        if not hasattr(module, "to_quantized"):
+            return False
+        return quantization.get(path, defaults)
+
+    nn.quantize(model, class_predicate=predicate, **defaults)
+
+
+def save(out, cfg, model, dtype, shards):
+    out.mkdir(parents=True, exist_ok=True)
+    weights = dict(tree_flatten(model.parameters()))
+    if cfg["tie_word_embeddings"]:
+        weights.pop("lm_head.weight", None)
+    target = getattr(mx, dtype)
+    weights = {k: (v.astype(target) if mx.issubdtype(v.dtype, mx.floating) else v) for k, v in weights.items()}
+    names = sorted(weights)
+    if shards == 1:
+        mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "pt"})
+    else:
+        index = {"metadata": {"total_size": sum(v.nbytes for v in weights.values())}, "weight_map": {}}
+        for i in range(shards):
+            part = names[i::shards]
+            fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            mx.save_safetensors(str(out / fname), {k: weights[k] for k in part}, metadata={"format": "pt"})
+            index["weight_map"].update({k: fname for k in part})
+        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    (out / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": 151643, "eos_token_id": [151645, 151643], "do_sample": True,
+                    "temperature": 0.6, "top_p": 0.95, "top_k": 20}, indent=2))
+
+
+def golden(path, compute):
+    """Last-position logits per prompt and greedy tokens, from mlx-lm itself."""
+    model, _ = load_model(path)
+    if compute == "float32":
+        model.set_dtype(mx.float32)
+    logits = []
+    for prompt in PROMPTS:
+        out = model(mx.array([prompt]), cache=make_prompt_cache(model))
+        logits.append(out[0, -1].astype(mx.float32))
+    cache = make_prompt_cache(model)
+    y = model(mx.array([PROMPTS[0]]), cache=cache)[:, -1]
+    tokens = []
+    for _ in range(GREEDY_STEPS):
+        tok = int(mx.argmax(y, axis=-1).item())
+        tokens.append(tok)
+        y = model(mx.array([[tok]]), cache=cache)[:, -1]
+    if len(set(tokens)) < 8:
+        raise SystemExit(f"{path}: greedy output barely depends on context: {tokens}")
+    gdir = path / "golden"
+    gdir.mkdir(exist_ok=True)
+    np.stack([np.array(l) for l in logits]).astype("<f4").tofile(gdir / f"logits-{compute}.f32")
+    return {"greedy": tokens, "logits_file": f"golden/logits-{compute}.f32"}
+
+
+def build_variant(root, name, spec, seed):
+    shape_over, dtype, tied, quantization, shards = spec
+    shape = {**TINY, **shape_over}
+    cfg = hf_config(shape, dtype, tied, quantization)
+    args = qwen3.ModelArgs.from_dict(cfg)
+    model = qwen3.Model(args)
+    random_weights(model, seed)
+    if quantization:
+        model.set_dtype(getattr(mx, dtype))
+        quantize(model, quantization)
+    out = root / name
+    shutil.rmtree(out, ignore_errors=True)
+    save(out, cfg, model, dtype, shards)
+    computes = ["float32"] + ([dtype] if dtype != "float32" else [])
+    meta = {"prompts": PROMPTS, "dtype": dtype, "quantized": bool(quantization)}
+    meta["golden"] = {c: golden(out, c) for c in computes}
+    (out / "golden" / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def build_chat_model(root, tokenizer_dir):
+    """The real Qwen3 vocabulary and tokenizer on tiny random weights: for the demo and
+    tokenizer/chat tests (its text is random, its plumbing is real)."""
+    shape = {**TINY, "vocab_size": 151936, "hidden_size": 64, "head_dim": 32, "intermediate_size": 128}
+    cfg = hf_config(shape, "bfloat16", True, None)
+    model = qwen3.Model(qwen3.ModelArgs.from_dict(cfg))
+    random_weights(model, 7)
+    out = root / "tiny-chat"
+    shutil.rmtree(out, ignore_errors=True)
+    save(out, cfg, model, "bfloat16", 1)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tokenizer_dir) / f, out / f)
+
+
+def main():
+    root = Path(sys.argv[1])
+    root.mkdir(parents=True, exist_ok=True)
+    mx.set_default_device(mx.cpu)
+    summary = {}
+    for seed, (name, spec) in enumerate(VARIANTS.items()):
+        summary[name] = build_variant(root, name, spec, seed + 1)
+        print(name, {c: g["greedy"][:8] for c, g in summary[name]["golden"].items()})
+    if len(sys.argv) > 2:
+        build_chat_model(root, sys.argv[2])
+    (root / "variants.json").write_text(json.dumps(sorted(VARIANTS), indent=2))
+
+
+if __name__ == "__main__":
+    main()

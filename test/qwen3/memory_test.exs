@@ -1,0 +1,51 @@
+defmodule Qwen3.MemoryTest do
+  # Not async: it measures the process-wide MLX allocator.
+  use ExUnit.Case, async: false
+
+  alias Qwen3.Array, as: A
+
+  test "an array held by a process that dies is freed on the worker" do
+    baseline = Qwen3.Memory.stats!().active
+    bytes = 16 * 1024 * 1024
+    parent = self()
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        a = A.from_binary!(:binary.copy(<<1>>, bytes), [bytes], :u8)
+        :ok = A.eval(a)
+        send(parent, {:allocated, Qwen3.Memory.stats!().active})
+        Process.sleep(:infinity)
+      end)
+
+    assert_receive {:allocated, active}, 5_000
+    assert active >= baseline + bytes
+
+    Process.exit(pid, :kill)
+    assert_receive {:DOWN, ^ref, :process, ^pid, :killed}
+    assert wait_for_active(&(&1 <= baseline)) <= baseline
+  end
+
+  test "stats, peak reset, cache limit and clear" do
+    assert %{active: a, peak: p, cache: c} = Qwen3.Memory.stats!()
+    assert Enum.all?([a, p, c], &(is_integer(&1) and &1 >= 0))
+    assert :ok = Qwen3.Memory.reset_peak()
+    assert {:ok, previous} = Qwen3.Memory.set_cache_limit(0)
+    assert is_integer(previous)
+    assert :ok = Qwen3.Memory.clear_cache()
+    assert Qwen3.Memory.stats!().cache == 0
+    assert {:ok, 0} = Qwen3.Memory.set_cache_limit(previous)
+  end
+
+  # The resource destructor runs when the BEAM collects the dead process's heap, then the
+  # worker frees the buffer: poll briefly instead of sleeping a fixed time.
+  defp wait_for_active(done?, tries \\ 100) do
+    active = Qwen3.Memory.stats!().active
+
+    if done?.(active) or tries == 0 do
+      active
+    else
+      Process.sleep(20)
+      wait_for_active(done?, tries - 1)
+    end
+  end
+end
