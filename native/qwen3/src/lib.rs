@@ -1,1 +1,19 @@
-//! Qwen3 model (placeholder until the model lands).
+//! The Qwen3 causal language model over MLX (no rustler here).
+//!
+//! Semantics follow Hugging Face `Qwen3ForCausalLM` and mlx-lm's `qwen3.py`: config fields
+//! keep their JSON names, weights keep their safetensors keys, the KV cache lives outside.
+
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod kv_cache;
+pub mod layer;
+pub mod linear;
+pub mod model;
+pub mod sampler;
+
+pub use config::{Config, GenerationConfig, QuantParams};
+pub use error::{Error, Result};
+pub use kv_cache::KvCache;
+pub use linear::QuantizedAs;
+pub use model::{LoadOptions, Model, Progress};

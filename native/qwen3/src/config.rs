@@ -1,0 +1,228 @@
+//! `config.json` and `generation_config.json`, with the JSON field names kept.
+//! Required fields have no silent defaults; unsupported settings are rejected at load.
+
+use crate::error::{bail, Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub model_type: Option<String>,
+    pub vocab_size: i32,
+    pub hidden_size: i32,
+    pub intermediate_size: i32,
+    pub num_hidden_layers: i32,
+    pub num_attention_heads: i32,
+    pub num_key_value_heads: i32,
+    pub head_dim: i32,
+    pub rms_norm_eps: f32,
+    /// Read from `rope_theta` or (transformers ≥ 5) `rope_parameters.rope_theta`.
+    #[serde(default)]
+    pub rope_theta: Option<f32>,
+    #[serde(default)]
+    pub rope_parameters: Option<Value>,
+    #[serde(default)]
+    pub rope_scaling: Option<Value>,
+    pub max_position_embeddings: i32,
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub hidden_act: Option<String>,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    /// MLX-community quantization block (`group_size`, `bits`, per-module overrides).
+    #[serde(default)]
+    pub quantization: Option<BTreeMap<String, Value>>,
+}
+
+/// A token id or a list of them, as both appear in Hugging Face configs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            TokenIds::One(id) => vec![*id],
+            TokenIds::Many(ids) => ids.clone(),
+        }
+    }
+}
+
+/// How one module's weight is quantized (affine mode, as mlx-lm writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantParams {
+    pub group_size: i32,
+    pub bits: i32,
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Self::from_json(&text).map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_json(text: &str) -> Result<Config> {
+        let mut cfg: Config = serde_json::from_str(text).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        if cfg.rope_theta.is_none() {
+            cfg.rope_theta = cfg
+                .rope_parameters
+                .as_ref()
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Value::as_f64)
+                .map(|v| v as f32);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(t) = &self.model_type {
+            if t != "qwen3" {
+                bail!(InvalidConfig, "model_type {t:?} is not qwen3");
+            }
+        }
+        if self.rope_theta.is_none() {
+            bail!(InvalidConfig, "rope_theta is missing from the config");
+        }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if v <= 0 {
+                bail!(InvalidConfig, "{name} must be positive, got {v}");
+            }
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            bail!(
+                InvalidConfig,
+                "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+                self.num_attention_heads,
+                self.num_key_value_heads
+            );
+        }
+        if !(self.rms_norm_eps > 0.0) {
+            bail!(InvalidConfig, "rms_norm_eps must be positive");
+        }
+        if self.attention_bias {
+            bail!(InvalidConfig, "attention_bias = true is not a Qwen3 setting");
+        }
+        if self.use_sliding_window {
+            bail!(InvalidConfig, "sliding-window attention is not supported");
+        }
+        if let Some(act) = &self.hidden_act {
+            if act != "silu" {
+                bail!(InvalidConfig, "hidden_act {act:?} is not supported (silu only)");
+            }
+        }
+        if let Some(scaling) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) {
+            let kind = scaling
+                .get("rope_type")
+                .or_else(|| scaling.get("type"))
+                .and_then(Value::as_str);
+            if kind != Some("default") {
+                bail!(InvalidConfig, "rope_scaling {scaling} is not supported");
+            }
+        }
+        if let Some(q) = &self.quantization {
+            self.default_quant(q)?;
+        }
+        Ok(())
+    }
+
+    pub fn rope_theta(&self) -> f32 {
+        self.rope_theta.expect("validated")
+    }
+
+    pub fn is_quantized(&self) -> bool {
+        self.quantization.is_some()
+    }
+
+    fn default_quant(&self, q: &BTreeMap<String, Value>) -> Result<QuantParams> {
+        if let Some(mode) = q.get("mode").and_then(Value::as_str) {
+            if mode != "affine" {
+                bail!(
+                    InvalidConfig,
+                    "quantization mode {mode:?} is not supported (affine only)"
+                );
+            }
+        }
+        parse_quant(q.get("group_size"), q.get("bits"), "quantization")
+    }
+
+    /// Quantization of module `path` (e.g. `model.layers.0.mlp.down_proj`): its override if
+    /// the config names it, else the default. `None` when the module is not quantized.
+    pub fn quant_for(&self, path: &str) -> Result<Option<QuantParams>> {
+        let Some(q) = &self.quantization else {
+            return Ok(None);
+        };
+        match q.get(path) {
+            Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Object(o)) => parse_quant(o.get("group_size"), o.get("bits"), path).map(Some),
+            Some(other) => bail!(
+                InvalidConfig,
+                "quantization override for {path} is not understood: {other}"
+            ),
+            None => self.default_quant(q).map(Some),
+        }
+    }
+}
+
+fn parse_quant(group_size: Option<&Value>, bits: Option<&Value>, at: &str) -> Result<QuantParams> {
+    let group_size = group_size.and_then(Value::as_i64).unwrap_or(-1) as i32;
+    let bits = bits.and_then(Value::as_i64).unwrap_or(-1) as i32;
+    if ![32, 64, 128].contains(&group_size) {
+        bail!(
+            InvalidConfig,
+            "{at}: group_size {group_size} is not 32, 64 or 128"
+        );
+    }
+    if ![2, 3, 4, 5, 6, 8].contains(&bits) {
+        bail!(InvalidConfig, "{at}: bits {bits} is not supported");
+    }
+    Ok(QuantParams { group_size, bits })
+}
+
+/// Defaults from `generation_config.json` (all optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GenerationConfig {
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub top_k: Option<i32>,
+}
+
+impl GenerationConfig {
+    pub fn from_dir(dir: &Path) -> Result<GenerationConfig> {
+        let path = dir.join("generation_config.json");
+        if !path.exists() {
+            return Ok(GenerationConfig::default());
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
+    }
+}

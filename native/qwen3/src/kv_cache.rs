@@ -1,0 +1,151 @@
+//! A preallocated KV cache: per layer, keys and values of shape `[B, N_kv, T_max, D]`,
+//! written at the layer's offset. Reads only ever see slots `..offset`, never stale ones.
+//!
+//! Rows of a batch may hold prompts of different lengths: they are left-padded, and
+//! `left_padding[b]` slots at the start of row `b` are masked out and skipped by RoPE.
+
+use crate::error::{bail, Result};
+use mlx::{Array, Dtype};
+
+pub struct LayerKv {
+    keys: Array,
+    values: Array,
+    offset: i32,
+}
+
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    batch: i32,
+    capacity: i32,
+    left_padding: Option<Vec<i32>>,
+}
+
+impl KvCache {
+    pub fn new(
+        num_layers: usize,
+        batch: i32,
+        kv_heads: i32,
+        capacity: i32,
+        head_dim: i32,
+        dtype: Dtype,
+    ) -> Result<KvCache> {
+        if batch < 1 || capacity < 1 {
+            bail!(InvalidArgument, "a KV cache needs batch ≥ 1 and capacity ≥ 1");
+        }
+        let shape = [batch, kv_heads, capacity, head_dim];
+        let layers = (0..num_layers)
+            .map(|_| {
+                Ok(LayerKv {
+                    keys: Array::zeros(&shape, dtype)?,
+                    values: Array::zeros(&shape, dtype)?,
+                    offset: 0,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache {
+            layers,
+            batch,
+            capacity,
+            left_padding: None,
+        })
+    }
+
+    pub fn batch(&self) -> i32 {
+        self.batch
+    }
+
+    pub fn capacity(&self) -> i32 {
+        self.capacity
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Tokens held so far (by the first layer; all layers agree after a full step).
+    pub fn offset(&self) -> i32 {
+        self.layers.first().map_or(0, |l| l.offset)
+    }
+
+    pub fn layer_offset(&self, layer: usize) -> i32 {
+        self.layers[layer].offset
+    }
+
+    pub fn left_padding(&self) -> Option<&[i32]> {
+        self.left_padding.as_deref()
+    }
+
+    /// Declares per-row left padding; only allowed on an empty cache.
+    pub fn set_left_padding(&mut self, padding: Vec<i32>) -> Result<()> {
+        if self.offset() != 0 {
+            bail!(InvalidArgument, "left padding can only be set on an empty cache");
+        }
+        if padding.len() != self.batch as usize || padding.iter().any(|&p| p < 0) {
+            bail!(
+                InvalidArgument,
+                "left padding needs one non-negative count per row"
+            );
+        }
+        self.left_padding = padding.iter().any(|&p| p > 0).then_some(padding);
+        Ok(())
+    }
+
+    /// Forgets everything after `len` tokens (e.g. to re-run a turn); slots are overwritten later.
+    pub fn truncate(&mut self, len: i32) -> Result<()> {
+        if len < 0 || len > self.offset() {
+            bail!(
+                InvalidArgument,
+                "cannot truncate a cache of {} tokens to {len}",
+                self.offset()
+            );
+        }
+        for l in &mut self.layers {
+            l.offset = len;
+        }
+        if len == 0 {
+            self.left_padding = None;
+        }
+        Ok(())
+    }
+
+    /// Rejects a write of `len` tokens that would not fit, before any graph is built.
+    pub fn check_room(&self, layer: usize, len: i32) -> Result<()> {
+        let Some(l) = self.layers.get(layer) else {
+            bail!(
+                InvalidArgument,
+                "layer {layer} out of range (cache has {})",
+                self.layers.len()
+            )
+        };
+        if l.offset + len > self.capacity {
+            bail!(
+                CacheOverflow,
+                "{} cached + {len} new tokens exceed the cache capacity of {}",
+                l.offset,
+                self.capacity
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes `keys`/`values` (`[B, N_kv, L, D]`) at the layer's offset and returns the
+    /// keys and values of slots `..offset + L`.
+    pub fn update(&mut self, layer: usize, keys: &Array, values: &Array) -> Result<(Array, Array)> {
+        let len = keys.dim(2)?;
+        self.check_room(layer, len)?;
+        let l = &mut self.layers[layer];
+        let (b, h, d) = (self.batch, keys.dim(1)?, keys.dim(3)?);
+        let (start, stop) = ([0, 0, l.offset, 0], [b, h, l.offset + len, d]);
+        // Replacing the handles lets MLX update the buffers in place (they are donatable).
+        l.keys = l.keys.slice_update(keys, &start, &stop)?;
+        l.values = l.values.slice_update(values, &start, &stop)?;
+        l.offset += len;
+        let upto = [b, h, l.offset, d];
+        Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
+    }
+
+    /// Every cache array, for evaluating them together.
+    pub fn arrays(&self) -> Vec<&Array> {
+        self.layers.iter().flat_map(|l| [&l.keys, &l.values]).collect()
+    }
+}

@@ -1,0 +1,253 @@
+//! The whole Qwen3 causal LM: embedding, decoder layers, final norm and LM head.
+//! The KV cache lives outside the model (see `kv_cache`).
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Config, GenerationConfig};
+use crate::error::{bail, Result};
+use crate::kv_cache::KvCache;
+use crate::layer::{check_vector, layer_specs, load_vector, Dims, Layer};
+use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
+use mlx::fast::rms_norm;
+use mlx::{Array, Device, Dtype};
+use std::collections::HashSet;
+use std::path::Path;
+
+pub struct Model {
+    pub config: Config,
+    pub generation: GenerationConfig,
+    pub dtype: Dtype,
+    pub quantized_as: Option<QuantizedAs>,
+    pub dims: Dims,
+    pub embed_tokens: Matrix,
+    pub layers: Vec<Layer>,
+    pub norm: Array,
+    /// `None` when the LM head is tied to the embedding.
+    pub lm_head: Option<Matrix>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Compute dtype; default float32 on the CPU, the checkpoint's dtype on a GPU.
+    pub dtype: Option<Dtype>,
+    /// Quantized checkpoints: default dequantized on CPU in float32, packed otherwise.
+    pub quantized_as: Option<QuantizedAs>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub tensors_done: usize,
+    pub tensors_total: usize,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+impl Model {
+    /// Loads a Hugging Face model directory for `device` (whose worker must be the caller).
+    /// Every tensor is checked before any is loaded; `progress` is called as tensors arrive.
+    pub fn load(
+        dir: impl AsRef<Path>,
+        device: Device,
+        opts: LoadOptions,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Model> {
+        let ckpt = Checkpoint::open(dir)?;
+        let c = ckpt.config.clone();
+        let layers = c.num_hidden_layers as usize;
+
+        // 1. Check every tensor (names, shapes, dtypes, quantization) before building anything.
+        let embed = MatrixSpec::check(&ckpt, "model.embed_tokens", c.vocab_size, c.hidden_size)?;
+        let lm_head = match c.tie_word_embeddings {
+            true => None,
+            false => Some(MatrixSpec::check(&ckpt, "lm_head", c.vocab_size, c.hidden_size)?),
+        };
+        check_vector(&ckpt, "model.norm.weight", c.hidden_size)?;
+        let mut expected: HashSet<String> = embed.tensor_names().into_iter().collect();
+        expected.extend(lm_head.iter().flat_map(MatrixSpec::tensor_names));
+        expected.insert("model.norm.weight".into());
+        for i in 0..layers {
+            let (matrices, norms) = layer_specs(&ckpt, i)?;
+            expected.extend(matrices.iter().flat_map(MatrixSpec::tensor_names));
+            expected.extend(norms.into_iter().map(|(n, _)| n));
+        }
+        reject_unknown_tensors(&ckpt, &expected)?;
+
+        // 2. Decide how to compute.
+        let stored = ckpt
+            .info("model.embed_tokens.scales")
+            .or(ckpt.info("model.embed_tokens.weight"));
+        let stored_dtype = stored.map(|i| i.dtype).unwrap_or(Dtype::Float32);
+        let dtype = opts.dtype.unwrap_or(match device {
+            Device::Cpu => Dtype::Float32,
+            Device::Gpu => stored_dtype,
+        });
+        if !matches!(dtype, Dtype::Float32 | Dtype::Bfloat16 | Dtype::Float16) {
+            bail!(
+                InvalidArgument,
+                "compute dtype must be f32, bf16 or f16, not {}",
+                dtype.name()
+            );
+        }
+        let quantized_as = opts
+            .quantized_as
+            .unwrap_or(if device == Device::Cpu && dtype == Dtype::Float32 {
+                QuantizedAs::Dense
+            } else {
+                QuantizedAs::Packed
+            });
+
+        // 3. Load, reporting progress.
+        let mut p = Progress {
+            tensors_total: expected.len(),
+            bytes_total: expected
+                .iter()
+                .filter_map(|n| ckpt.info(n))
+                .map(|i| i.nbytes as u64)
+                .sum(),
+            ..Progress::default()
+        };
+        let mut on_loaded = |names: &[String]| {
+            p.tensors_done += names.len();
+            p.bytes_done += names
+                .iter()
+                .filter_map(|n| ckpt.info(n))
+                .map(|i| i.nbytes as u64)
+                .sum::<u64>();
+            progress(p);
+        };
+        let embed_tokens = embed.load(&ckpt, dtype, quantized_as)?;
+        on_loaded(&embed.tensor_names());
+        let layers = (0..layers)
+            .map(|i| Layer::load(&ckpt, i, dtype, quantized_as, &mut on_loaded))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = load_vector(&ckpt, "model.norm.weight", dtype)?;
+        on_loaded(&["model.norm.weight".to_string()]);
+        let lm_head = match lm_head {
+            Some(spec) => {
+                let m = spec.load(&ckpt, dtype, quantized_as)?;
+                on_loaded(&spec.tensor_names());
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Model {
+            dims: Dims::new(&c),
+            quantized_as: c.is_quantized().then_some(quantized_as),
+            config: c,
+            generation: ckpt.generation,
+            dtype,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+        })
+    }
+
+    pub fn new_cache(&self, batch: i32, capacity: i32) -> Result<KvCache> {
+        let c = &self.config;
+        KvCache::new(
+            self.layers.len(),
+            batch,
+            c.num_key_value_heads,
+            capacity,
+            c.head_dim,
+            self.dtype,
+        )
+    }
+
+    /// Token ids (`[B, L]`, integer) → hidden states `[B, L, hidden]`.
+    pub fn embed(&self, ids: &Array) -> Result<Array> {
+        if ids.ndim() != 2 || !matches!(ids.dtype(), Dtype::Int32 | Dtype::Uint32 | Dtype::Int64) {
+            bail!(
+                InvalidArgument,
+                "token ids must be an integer [B, L] array, got {ids:?}"
+            );
+        }
+        self.embed_tokens.rows(ids)
+    }
+
+    pub fn layer(&self, index: usize, h: &Array, cache: &mut KvCache) -> Result<Array> {
+        let Some(layer) = self.layers.get(index) else {
+            bail!(
+                InvalidArgument,
+                "layer {index} out of range (model has {})",
+                self.layers.len()
+            )
+        };
+        layer.forward(h, index, cache, &self.dims)
+    }
+
+    /// Final norm + LM head; only the last position when `last_only`.
+    pub fn final_logits(&self, h: &Array, last_only: bool) -> Result<Array> {
+        let shape = h.shape();
+        if shape.len() != 3 || shape[2] != self.dims.hidden {
+            bail!(
+                InvalidArgument,
+                "expected hidden states [B, L, {}], got {shape:?}",
+                self.dims.hidden
+            );
+        }
+        let h = match last_only {
+            true => h.slice(&[0, shape[1] - 1, 0], &shape)?,
+            false => h.clone(),
+        };
+        let h = rms_norm(&h, &self.norm, self.dims.eps)?;
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).linear(&h)
+    }
+
+    /// One whole step natively: embed, every layer, final logits (lazy).
+    pub fn forward(&self, ids: &Array, cache: &mut KvCache, last_only: bool) -> Result<Array> {
+        if cache.num_layers() != self.layers.len() {
+            bail!(InvalidArgument, "this cache was made for another model");
+        }
+        let mut h = self.embed(ids)?;
+        for i in 0..self.layers.len() {
+            h = self.layer(i, &h, cache)?;
+        }
+        self.final_logits(&h, last_only)
+    }
+
+    /// Bytes of weights held (what one decode step reads).
+    pub fn weight_bytes(&self) -> usize {
+        let norms: usize = self.norm.nbytes();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                let a = &l.self_attn;
+                [
+                    &a.q_proj,
+                    &a.k_proj,
+                    &a.v_proj,
+                    &a.o_proj,
+                    &l.mlp.gate_proj,
+                    &l.mlp.up_proj,
+                    &l.mlp.down_proj,
+                ]
+                .iter()
+                .map(|m| m.nbytes())
+                .sum::<usize>()
+            })
+            .sum();
+        self.embed_tokens.nbytes() + layers + norms + self.lm_head.as_ref().map_or(0, Matrix::nbytes)
+    }
+}
+
+fn reject_unknown_tensors(ckpt: &Checkpoint, expected: &HashSet<String>) -> Result<()> {
+    let tied_head = ckpt.config.tie_word_embeddings;
+    let mut unknown: Vec<&str> = ckpt
+        .names()
+        .filter(|n| !expected.contains(*n))
+        // Tied checkpoints sometimes still carry lm_head (mlx-lm drops it too).
+        .filter(|n| !(tied_head && n.starts_with("lm_head.")))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    bail!(
+        InvalidArgument,
+        "{} tensor(s) do not belong to this Qwen3 config, e.g. {:?}",
+        unknown.len(),
+        &unknown[..unknown.len().min(3)]
+    )
+}
