@@ -32,11 +32,14 @@ build: setup-mlx
 
 test: setup lint test-rust test-elixir
 
-test-rust: setup-mlx
-	cargo test --workspace --release
+# The fixture path depends on the generator's hash: computed in the recipe, not at parse time.
+FIXTURES = QWEN3_FIXTURES="$$(QWEN3_ORACLE_VENV=$(QWEN3_ORACLE_VENV) scripts/setup_fixtures.sh)"
 
-test-elixir: build
-	mix test
+test-rust: setup
+	export $(FIXTURES); cargo test --workspace --release
+
+test-elixir: setup build
+	export $(FIXTURES); mix test
 
 lint: setup-mlx
 	cargo fmt --all --check

@@ -157,6 +157,9 @@ def golden(path, compute):
     gdir = path / "golden"
     gdir.mkdir(exist_ok=True)
     np.stack([np.array(l) for l in logits]).astype("<f4").tofile(gdir / f"logits-{compute}.f32")
+    # Plain text twins of meta.json, for readers without a JSON library (Elixir 1.14).
+    (gdir / f"greedy-{compute}.txt").write_text(" ".join(map(str, tokens)) + "\n")
+    (gdir / "prompts.txt").write_text("".join(" ".join(map(str, p)) + "\n" for p in PROMPTS))
     return {"greedy": tokens, "logits_file": f"golden/logits-{compute}.f32"}
 
 
@@ -205,6 +208,7 @@ def main():
     if len(sys.argv) > 2:
         build_chat_model(root, sys.argv[2])
     (root / "variants.json").write_text(json.dumps(sorted(VARIANTS), indent=2))
+    (root / "variants.txt").write_text("".join(v + "\n" for v in sorted(VARIANTS)))
 
 
 if __name__ == "__main__":

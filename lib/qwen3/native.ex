@@ -35,6 +35,23 @@ defmodule Qwen3.Native do
   def array_reshape(_a, _shape), do: nif_error()
   def array_astype(_a, _dtype), do: nif_error()
 
+  def array_async_eval(_arrays), do: nif_error()
+
+  def model_load(_path, _device, _dtype, _quantized, _progress_pid, _tag), do: nif_error()
+  def model_info(_model), do: nif_error()
+  def model_new_cache(_model, _batch, _max_len), do: nif_error()
+  def model_embed(_model, _ids), do: nif_error()
+  def model_embed_checked(_model, _ids), do: nif_error()
+  def model_layer(_model, _index, _h, _cache), do: nif_error()
+  def model_attention(_model, _index, _x, _cache), do: nif_error()
+  def model_mlp(_model, _index, _x), do: nif_error()
+  def model_final_logits(_model, _h, _last_only), do: nif_error()
+  def model_forward(_model, _ids, _cache, _last_only), do: nif_error()
+  def cache_offset(_cache), do: nif_error()
+  def cache_truncate(_cache, _len), do: nif_error()
+  def cache_set_left_padding(_cache, _padding), do: nif_error()
+  def sample_greedy(_logits), do: nif_error()
+
   def device_available(_device), do: nif_error()
   def device_ping(_device), do: nif_error()
   def memory_stats(_device), do: nif_error()

@@ -154,26 +154,70 @@ impl Model {
         )
     }
 
-    /// Token ids (`[B, L]`, integer) → hidden states `[B, L, hidden]`.
+    /// Token ids (`[B, L]`, or `[B]` for one step, integer) → hidden states `[B, L, hidden]`.
     pub fn embed(&self, ids: &Array) -> Result<Array> {
-        if ids.ndim() != 2 || !matches!(ids.dtype(), Dtype::Int32 | Dtype::Uint32 | Dtype::Int64) {
+        let integer = matches!(ids.dtype(), Dtype::Int32 | Dtype::Uint32 | Dtype::Int64);
+        if !(1..=2).contains(&ids.ndim()) || !integer {
             bail!(
                 InvalidArgument,
                 "token ids must be an integer [B, L] array, got {ids:?}"
             );
         }
-        self.embed_tokens.rows(ids)
+        let ids = match ids.ndim() {
+            1 => ids.reshape(&[ids.dim(0)?, 1])?,
+            _ => ids.clone(),
+        };
+        self.embed_tokens.rows(&ids)
+    }
+
+    /// Rejects ids outside `0..vocab_size` (reads the ids: call on user input only; a lazily
+    /// sampled token is always in range).
+    pub fn check_ids(&self, ids: &[i64]) -> Result<()> {
+        let vocab = self.config.vocab_size as i64;
+        if let Some(bad) = ids.iter().find(|&&t| t < 0 || t >= vocab) {
+            bail!(
+                InvalidArgument,
+                "token id {bad} is outside the vocabulary (0..{vocab})"
+            );
+        }
+        Ok(())
     }
 
     pub fn layer(&self, index: usize, h: &Array, cache: &mut KvCache) -> Result<Array> {
-        let Some(layer) = self.layers.get(index) else {
-            bail!(
+        self.layer_ref(index)?.forward(h, index, cache, &self.dims)
+    }
+
+    /// The attention of layer `index` alone (normed input, extends the cache, no residual).
+    pub fn attention(&self, index: usize, x: &Array, cache: &mut KvCache) -> Result<Array> {
+        self.layer_ref(index)?
+            .self_attn
+            .forward(x, index, cache, &self.dims)
+    }
+
+    /// The MLP of layer `index` alone, on an already normed input.
+    pub fn mlp(&self, index: usize, x: &Array) -> Result<Array> {
+        self.layer_ref(index)?.mlp.forward(x)
+    }
+
+    fn layer_ref(&self, index: usize) -> Result<&Layer> {
+        match self.layers.get(index) {
+            Some(l) => Ok(l),
+            None => bail!(
                 InvalidArgument,
                 "layer {index} out of range (model has {})",
                 self.layers.len()
-            )
-        };
-        layer.forward(h, index, cache, &self.dims)
+            ),
+        }
+    }
+
+    /// End-of-sequence ids: generation_config.json first, then config.json.
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        let ids = self
+            .generation
+            .eos_token_id
+            .as_ref()
+            .or(self.config.eos_token_id.as_ref());
+        ids.map(|t| t.to_vec()).unwrap_or_default()
     }
 
     /// Final norm + LM head; only the last position when `last_only`.

@@ -32,4 +32,10 @@ impl From<mlx::Error> for NifError {
     }
 }
 
+impl From<qwen3::Error> for NifError {
+    fn from(e: qwen3::Error) -> Self {
+        NifError::new(e.kind(), e.to_string())
+    }
+}
+
 pub type NifResult<T> = Result<T, NifError>;

@@ -5,6 +5,7 @@ mod array;
 mod device;
 mod dispatch;
 mod error;
+mod model;
 mod reply;
 
 rustler::init!("Elixir.Qwen3.Native");

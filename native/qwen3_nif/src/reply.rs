@@ -10,7 +10,7 @@ use std::sync::Arc;
 rustler::atoms! { ok }
 
 /// A value ready to become a term in the reply environment.
-pub struct Reply(Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a>>);
+pub struct Reply(pub Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a>>);
 
 impl Reply {
     pub fn term<T: Encoder + 'static>(value: T) -> Reply {

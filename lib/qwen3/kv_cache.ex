@@ -1,0 +1,28 @@
+defmodule Qwen3.KVCache do
+  @moduledoc """
+  A preallocated KV cache (`{batch, kv_heads, max_len, head_dim}` per layer) for one model.
+  Each decoder layer writes its keys/values at its offset; `offset/1` is the number of
+  tokens held. Pass it back to `Qwen3.Generate.generate/3` to continue a conversation.
+  """
+  alias Qwen3.Native
+
+  @enforce_keys [:ref, :batch_size, :max_len]
+  defstruct [:ref, :batch_size, :max_len]
+
+  @type t :: %__MODULE__{ref: reference, batch_size: pos_integer, max_len: pos_integer}
+
+  @doc "Tokens held so far."
+  @spec offset(t) :: {:ok, non_neg_integer} | {:error, Qwen3.Error.t()}
+  def offset(%__MODULE__{ref: ref}), do: ref |> Native.cache_offset() |> Native.await()
+
+  @doc "Forgets everything after the first `len` tokens."
+  def truncate(%__MODULE__{ref: ref}, len) when is_integer(len),
+    do: Native.cache_truncate(ref, len) |> Native.await() |> ok()
+
+  @doc "Declares how many padding slots start each row (batches of unequal prompts)."
+  def set_left_padding(%__MODULE__{ref: ref}, padding) when is_list(padding),
+    do: Native.cache_set_left_padding(ref, padding) |> Native.await() |> ok()
+
+  defp ok({:ok, :ok}), do: :ok
+  defp ok(error), do: error
+end

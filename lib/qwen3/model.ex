@@ -1,0 +1,134 @@
+defmodule Qwen3.Model do
+  @moduledoc """
+  A loaded Qwen3 checkpoint and its fused primitives.
+
+  The primitives are lazy: each returns a `Qwen3.Array` whose value is computed only when
+  read (normally once per token, at the sampler). `Qwen3.Generate` drives them.
+  """
+  alias Qwen3.{Array, Error, KVCache, Native}
+
+  @enforce_keys [:ref, :path, :device, :info]
+  defstruct [:ref, :path, :device, :info]
+
+  @type t :: %__MODULE__{ref: reference, path: String.t(), device: Array.device(), info: map}
+
+  @doc """
+  Loads a Hugging Face model directory (`config.json`, safetensors single or sharded).
+
+  Options:
+    * `:device` — `:cpu` (default) or `:gpu`
+    * `:dtype` — compute dtype (`:f32`, `:bf16`, `:f16`); default `:f32` on the CPU (fast
+      BLAS path), the checkpoint's dtype on a GPU
+    * `:quantized` — for quantized checkpoints: `:dense` (dequantize once at load),
+      `:packed` (keep 4/8-bit, use quantized matmuls) or `:default` (dense on CPU in f32)
+    * `:on_progress` — called with `%{tensors_done:, tensors_total:, bytes_done:, bytes_total:}`
+  """
+  @spec load(Path.t(), keyword) :: {:ok, t} | {:error, Error.t()}
+  def load(path, opts \\ []) do
+    opts = Keyword.validate!(opts, device: :cpu, dtype: nil, quantized: :default, on_progress: nil)
+    path = Path.expand(path)
+    tag = make_ref()
+
+    reply =
+      Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)
+      |> await_with_progress(tag, opts[:on_progress])
+
+    with {:ok, ref} <- reply,
+         {:ok, pairs} <- ref |> Native.model_info() |> Native.await() do
+      {:ok, %__MODULE__{ref: ref, path: path, device: opts[:device], info: Map.new(pairs)}}
+    end
+  end
+
+  def load!(path, opts \\ []), do: bang(load(path, opts))
+
+  defp await_with_progress(ref, tag, on_progress) when is_reference(ref) do
+    receive do
+      {^tag, {:progress, done, total, bytes, bytes_total}} ->
+        if on_progress,
+          do:
+            on_progress.(%{
+              tensors_done: done,
+              tensors_total: total,
+              bytes_done: bytes,
+              bytes_total: bytes_total
+            })
+
+        await_with_progress(ref, tag, on_progress)
+
+      {^ref, _} = reply ->
+        send(self(), reply)
+        flush_progress(tag)
+        Native.await(ref)
+    end
+  end
+
+  defp await_with_progress(error, _tag, _), do: Native.await(error)
+
+  defp flush_progress(tag) do
+    receive do
+      {^tag, _} -> flush_progress(tag)
+    after
+      0 -> :ok
+    end
+  end
+
+  @doc "A KV cache for this model (`:batch_size` rows, `:max_len` tokens)."
+  @spec init_kv_cache(t, keyword) :: {:ok, KVCache.t()} | {:error, Error.t()}
+  def init_kv_cache(%__MODULE__{ref: ref}, opts \\ []) do
+    opts = Keyword.validate!(opts, batch_size: 1, max_len: 2048)
+
+    with {:ok, cache} <- Native.model_new_cache(ref, opts[:batch_size], opts[:max_len]) |> Native.await() do
+      {:ok, %KVCache{ref: cache, batch_size: opts[:batch_size], max_len: opts[:max_len]}}
+    end
+  end
+
+  def init_kv_cache!(model, opts \\ []), do: bang(init_kv_cache(model, opts))
+
+  @doc "Token ids `{B, L}` (or `{B}`) → hidden states `{B, L, hidden}`."
+  def embed(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed(m, ids) |> wrap()
+
+  @doc "Like `embed/2`, first checking every id against the vocabulary (reads the ids)."
+  def embed_checked(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed_checked(m, ids) |> wrap()
+
+  @doc "Decoder layer `index` (norms, attention with the cache, MLP, residuals)."
+  def layer(%__MODULE__{ref: m}, index, %Array{ref: h}, %KVCache{ref: c}),
+    do: Native.model_layer(m, index, h, c) |> wrap()
+
+  @doc "The attention block of layer `index` alone, on a normed input (extends the cache)."
+  def attention(%__MODULE__{ref: m}, index, %Array{ref: x}, %KVCache{ref: c}),
+    do: Native.model_attention(m, index, x, c) |> wrap()
+
+  @doc "The SwiGLU MLP of layer `index` alone, on a normed input."
+  def mlp(%__MODULE__{ref: m}, index, %Array{ref: x}), do: Native.model_mlp(m, index, x) |> wrap()
+
+  @doc "Final norm + LM head; only the last position unless `last_only: false`."
+  def final_logits(%__MODULE__{ref: m}, %Array{ref: h}, opts \\ []) do
+    opts = Keyword.validate!(opts, last_only: true)
+    Native.model_final_logits(m, h, opts[:last_only]) |> wrap()
+  end
+
+  @doc "One whole step natively: embed, every layer, final logits."
+  def forward(%__MODULE__{ref: m}, %Array{ref: ids}, %KVCache{ref: c}, opts \\ []) do
+    opts = Keyword.validate!(opts, last_only: true)
+    Native.model_forward(m, ids, c, opts[:last_only]) |> wrap()
+  end
+
+  defp wrap(call) do
+    case Native.await(call) do
+      {:ok, ref} -> {:ok, %Array{ref: ref}}
+      error -> error
+    end
+  end
+
+  defp bang({:ok, v}), do: v
+  defp bang({:error, e}), do: raise(e)
+
+  defimpl Inspect do
+    def inspect(m, _opts) do
+      i = m.info
+
+      "#Qwen3.Model<#{Path.basename(m.path)} #{i.num_hidden_layers} layers, hidden #{i.hidden_size}, " <>
+        "vocab #{i.vocab_size}, #{i.dtype}#{if i.quantized != :none, do: " (quantized: #{i.quantized})"} #{m.device}>"
+    end
+  end
+end

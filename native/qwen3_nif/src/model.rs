@@ -1,0 +1,309 @@
+//! The model and its KV caches as resources, and the fused Qwen3 primitives as NIFs.
+//! Each primitive only builds MLX graph (lazy); evaluation happens at the sampler.
+
+use crate::array::{parse_device, parse_dtype, ArrayRef};
+use crate::dispatch::{dispatch, immediate_error};
+use crate::error::{NifError, NifResult};
+use crate::reply::Reply;
+use mlx::{Array, Pinned, Worker};
+use qwen3::{KvCache, LoadOptions, Model, QuantizedAs};
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+pub struct ModelRef {
+    pub model: Pinned<Model>,
+}
+
+#[rustler::resource_impl]
+impl Resource for ModelRef {}
+
+/// Mutated by every layer call; only ever touched on the model's worker (hence `RefCell`).
+pub struct CacheRef {
+    pub cache: Pinned<RefCell<KvCache>>,
+}
+
+#[rustler::resource_impl]
+impl Resource for CacheRef {}
+
+rustler::atoms! { progress }
+
+impl ModelRef {
+    fn worker(&self) -> &Arc<Worker> {
+        self.model.worker()
+    }
+}
+
+fn parse_quantized(env: Env, a: Atom) -> NifResult<Option<QuantizedAs>> {
+    match a.to_term(env).atom_to_string().unwrap_or_default().as_str() {
+        "default" => Ok(None),
+        "dense" => Ok(Some(QuantizedAs::Dense)),
+        "packed" => Ok(Some(QuantizedAs::Packed)),
+        other => Err(NifError::invalid(format!(
+            "quantized: :{other} (use :dense, :packed or :default)"
+        ))),
+    }
+}
+
+/// Loads on the device's worker; progress goes to `progress_to` as `{tag, {:progress, tensors_done,
+/// tensors_total, bytes_done, bytes_total}}`.
+#[rustler::nif]
+fn model_load<'a>(
+    env: Env<'a>,
+    path: String,
+    device: Atom,
+    dtype: Atom,
+    quantized: Atom,
+    progress_to: LocalPid,
+    tag: Term<'a>,
+) -> Term<'a> {
+    let prepared = (|| {
+        let device = parse_device(device, env)?;
+        let dtype = match dtype.to_term(env).atom_to_string().as_deref() {
+            Ok("default") => None,
+            _ => Some(parse_dtype(dtype, env)?),
+        };
+        let quantized_as = parse_quantized(env, quantized)?;
+        Ok::<_, NifError>((device, LoadOptions { dtype, quantized_as }))
+    })();
+    let (device, opts) = match prepared {
+        Ok(p) => p,
+        Err(e) => return immediate_error(env, e),
+    };
+    let worker = match Worker::for_device(device) {
+        Ok(w) => w,
+        Err(e) => return immediate_error(env, e.into()),
+    };
+    // The tag lives in its own env: `send_and_clear` wipes the env it sends from.
+    let tag_env = OwnedEnv::new();
+    let saved_tag = tag_env.save(tag);
+    let mut progress_env = OwnedEnv::new();
+    let job_worker = worker.clone();
+    dispatch(env, &worker, move || {
+        let model = Model::load(&path, device, opts, |p| {
+            let _ = progress_env.send_and_clear(&progress_to, |env| {
+                let msg = (
+                    progress(),
+                    p.tensors_done,
+                    p.tensors_total,
+                    p.bytes_done,
+                    p.bytes_total,
+                );
+                let tag = tag_env.run(|tenv| saved_tag.load(tenv).in_env(env));
+                (tag, msg).encode(env)
+            });
+        })?;
+        Ok(ResourceArc::new(ModelRef {
+            model: Pinned::new(model, &job_worker)?,
+        }))
+    })
+}
+
+impl crate::reply::IntoReply for ResourceArc<ModelRef> {
+    fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
+        Ok(Reply::term(self))
+    }
+}
+
+impl crate::reply::IntoReply for ResourceArc<CacheRef> {
+    fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
+        Ok(Reply::term(self))
+    }
+}
+
+/// Config facts Elixir needs, as `[{key, value}]` (Elixir makes the map).
+#[rustler::nif]
+fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
+    let m = model.clone();
+    dispatch(env, model.worker(), move || {
+        let model = m.model.get()?;
+        let c = &model.config;
+        let numbers: Vec<(&'static str, i64)> = vec![
+            ("vocab_size", c.vocab_size as i64),
+            ("hidden_size", c.hidden_size as i64),
+            ("num_hidden_layers", c.num_hidden_layers as i64),
+            ("num_attention_heads", c.num_attention_heads as i64),
+            ("num_key_value_heads", c.num_key_value_heads as i64),
+            ("head_dim", c.head_dim as i64),
+            ("max_position_embeddings", c.max_position_embeddings as i64),
+            ("weight_bytes", model.weight_bytes() as i64),
+        ];
+        let eos = model.eos_token_ids();
+        let dtype = model.dtype.name();
+        let quantized = match model.quantized_as {
+            None => "none",
+            Some(QuantizedAs::Dense) => "dense",
+            Some(QuantizedAs::Packed) => "packed",
+        };
+        Ok(Reply(Box::new(move |env| {
+            let atom = |name: &str| Atom::from_str(env, name).expect("valid atom");
+            let mut pairs: Vec<(Atom, Term)> = numbers
+                .into_iter()
+                .map(|(k, v)| (atom(k), v.encode(env)))
+                .collect();
+            pairs.push((atom("eos_token_ids"), eos.encode(env)));
+            pairs.push((atom("dtype"), atom(dtype).encode(env)));
+            pairs.push((atom("quantized"), atom(quantized).encode(env)));
+            pairs.encode(env)
+        })))
+    })
+}
+
+#[rustler::nif]
+fn model_new_cache(env: Env, model: ResourceArc<ModelRef>, batch: i32, max_len: i32) -> Term {
+    let m = model.clone();
+    let worker = model.worker().clone();
+    dispatch(env, model.worker(), move || {
+        let cache = m.model.get()?.new_cache(batch, max_len)?;
+        Ok(ResourceArc::new(CacheRef {
+            cache: Pinned::new(RefCell::new(cache), &worker)?,
+        }))
+    })
+}
+
+/// Runs `f` with the model (and arrays/cache, all checked to share its worker).
+fn with_model<'a, T, F>(env: Env<'a>, model: &ResourceArc<ModelRef>, arrays: &[&ArrayRef], f: F) -> Term<'a>
+where
+    T: crate::reply::IntoReply,
+    F: FnOnce(&Model) -> NifResult<T> + Send + 'static,
+{
+    if arrays.iter().any(|a| !Arc::ptr_eq(a.worker(), model.worker())) {
+        return immediate_error(
+            env,
+            NifError::new("wrong_device", "array and model live on different devices"),
+        );
+    }
+    let m = model.clone();
+    dispatch(env, model.worker(), move || f(m.model.get()?))
+}
+
+fn cache_of(cache: &CacheRef) -> NifResult<std::cell::RefMut<'_, KvCache>> {
+    cache
+        .cache
+        .get()?
+        .try_borrow_mut()
+        .map_err(|_| NifError::invalid("the KV cache is in use by another call"))
+}
+
+#[rustler::nif]
+fn model_embed(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
+    let a = ids.clone();
+    with_model(env, &model, &[&ids], move |m| Ok(m.embed(a.get()?)?))
+}
+
+/// Checks user-given token ids against the vocabulary, then embeds them.
+#[rustler::nif]
+fn model_embed_checked(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
+    let a = ids.clone();
+    with_model(env, &model, &[&ids], move |m| {
+        let ids = a.get()?;
+        m.check_ids(&ids.astype(mlx::Dtype::Int64)?.to_vec::<i64>()?)?;
+        Ok(m.embed(ids)?)
+    })
+}
+
+#[rustler::nif]
+fn model_layer(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    index: usize,
+    h: ResourceArc<ArrayRef>,
+    cache: ResourceArc<CacheRef>,
+) -> Term {
+    let a = h.clone();
+    with_model(env, &model, &[&h], move |m| {
+        Ok(m.layer(index, a.get()?, &mut *cache_of(&cache)?)?)
+    })
+}
+
+#[rustler::nif]
+fn model_attention(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    index: usize,
+    x: ResourceArc<ArrayRef>,
+    cache: ResourceArc<CacheRef>,
+) -> Term {
+    let a = x.clone();
+    with_model(env, &model, &[&x], move |m| {
+        Ok(m.attention(index, a.get()?, &mut *cache_of(&cache)?)?)
+    })
+}
+
+#[rustler::nif]
+fn model_mlp(env: Env, model: ResourceArc<ModelRef>, index: usize, x: ResourceArc<ArrayRef>) -> Term {
+    let a = x.clone();
+    with_model(env, &model, &[&x], move |m| Ok(m.mlp(index, a.get()?)?))
+}
+
+#[rustler::nif]
+fn model_final_logits(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    h: ResourceArc<ArrayRef>,
+    last_only: bool,
+) -> Term {
+    let a = h.clone();
+    with_model(env, &model, &[&h], move |m| {
+        Ok(m.final_logits(a.get()?, last_only)?)
+    })
+}
+
+/// The all-native step: embed, every layer and the final logits in one call.
+#[rustler::nif]
+fn model_forward(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    ids: ResourceArc<ArrayRef>,
+    cache: ResourceArc<CacheRef>,
+    last_only: bool,
+) -> Term {
+    let a = ids.clone();
+    with_model(env, &model, &[&ids], move |m| {
+        Ok(m.forward(a.get()?, &mut *cache_of(&cache)?, last_only)?)
+    })
+}
+
+#[rustler::nif]
+fn cache_offset(env: Env, cache: ResourceArc<CacheRef>) -> Term {
+    let c = cache.clone();
+    dispatch(env, cache.cache.worker(), move || {
+        Ok(cache_of(&c)?.offset() as i64)
+    })
+}
+
+#[rustler::nif]
+fn cache_truncate(env: Env, cache: ResourceArc<CacheRef>, len: i32) -> Term {
+    let c = cache.clone();
+    dispatch(
+        env,
+        cache.cache.worker(),
+        move || Ok(cache_of(&c)?.truncate(len)?),
+    )
+}
+
+#[rustler::nif]
+fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i32>) -> Term {
+    let c = cache.clone();
+    dispatch(env, cache.cache.worker(), move || {
+        Ok(cache_of(&c)?.set_left_padding(padding)?)
+    })
+}
+
+#[rustler::nif]
+fn sample_greedy(env: Env, logits: ResourceArc<ArrayRef>) -> Term {
+    let a = logits.clone();
+    let arrays = [&*logits];
+    crate::array::on_arrays(env, &arrays, move || Ok(qwen3::sampler::greedy(a.get()?)?))
+}
+
+/// Starts computing `arrays` in the background (the next step's graph can be built meanwhile).
+#[rustler::nif]
+fn array_async_eval(env: Env, arrays: Vec<ResourceArc<ArrayRef>>) -> Term {
+    let refs: Vec<&ArrayRef> = arrays.iter().map(|a| &**a).collect();
+    let owned = arrays.clone();
+    crate::array::on_arrays(env, &refs, move || {
+        let list: Vec<&Array> = owned.iter().map(|a| a.get()).collect::<NifResult<_>>()?;
+        Ok(mlx::async_eval(&list)?)
+    })
+}

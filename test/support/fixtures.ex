@@ -1,0 +1,42 @@
+defmodule Qwen3.Fixtures do
+  @moduledoc false
+  # Tiny random checkpoints + mlx-lm golden data, built by scripts/setup_fixtures.sh
+  # (run by `make test`, which exports QWEN3_FIXTURES).
+
+  def dir do
+    System.get_env("QWEN3_FIXTURES") ||
+      raise "QWEN3_FIXTURES is not set: run `make test` or `export QWEN3_FIXTURES=$(scripts/setup_fixtures.sh)`"
+  end
+
+  def path(variant), do: Path.join(dir(), variant)
+
+  def variants, do: dir() |> Path.join("variants.txt") |> File.read!() |> String.split()
+
+  def prompts(variant), do: variant |> golden("prompts.txt") |> File.read!() |> lines()
+
+  @doc "Compute dtypes with golden data for `variant`, e.g. [\"bfloat16\", \"float32\"]."
+  def computes(variant) do
+    for f <- File.ls!(Path.join(path(variant), "golden")),
+        String.starts_with?(f, "greedy-"),
+        do: f |> String.slice(7..-5)
+  end
+
+  def greedy(variant, compute),
+    do: variant |> golden("greedy-#{compute}.txt") |> File.read!() |> lines() |> hd()
+
+  @doc "Last-position logits per prompt, as lists of floats."
+  def logits(variant, compute) do
+    bin = variant |> golden("logits-#{compute}.f32") |> File.read!()
+    floats = for <<v::float-32-little <- bin>>, do: v
+    Enum.chunk_every(floats, div(length(floats), length(prompts(variant))))
+  end
+
+  defp golden(variant, file), do: Path.join([path(variant), "golden", file])
+
+  defp lines(text),
+    do:
+      for(
+        line <- String.split(text, "\n", trim: true),
+        do: line |> String.split() |> Enum.map(&String.to_integer/1)
+      )
+end
