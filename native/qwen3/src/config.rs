@@ -120,7 +120,7 @@ impl Config {
                 self.num_key_value_heads
             );
         }
-        if !(self.rms_norm_eps > 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps <= 0.0 {
             bail!(InvalidConfig, "rms_norm_eps must be positive");
         }
         if self.attention_bias {

@@ -56,7 +56,10 @@ impl Dims {
 }
 
 /// The matrices and norm vectors of layer `i`, checked against the config.
-pub fn layer_specs(ckpt: &Checkpoint, i: usize) -> Result<(Vec<MatrixSpec>, Vec<(String, i32)>)> {
+/// Norm weight vectors of a layer: (tensor name, length).
+pub type VectorSpecs = Vec<(String, i32)>;
+
+pub fn layer_specs(ckpt: &Checkpoint, i: usize) -> Result<(Vec<MatrixSpec>, VectorSpecs)> {
     let c = &ckpt.config;
     let p = format!("model.layers.{i}");
     let (h, q, kv, ff) = (
@@ -174,7 +177,7 @@ impl Layer {
 impl Mlp {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let gate = self.gate_proj.linear(x)?.unary(Unary::Silu)?;
-        Ok(self.down_proj.linear(&gate.multiply(&self.up_proj.linear(x)?)?)?)
+        self.down_proj.linear(&gate.multiply(&self.up_proj.linear(x)?)?)
     }
 }
 
