@@ -48,10 +48,11 @@ lint: setup-mlx
 	mix compile --warnings-as-errors --force
 
 demo: setup build
-	mix run scripts/demo.exs
+	export $(FIXTURES); mix run scripts/demo.exs
 
 bench: setup build
 	mix run bench/nif_round_trip.exs
+	export $(FIXTURES); mix run bench/generate_loops.exs
 
 clean:
 	rm -rf _build priv/native
