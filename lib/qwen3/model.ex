@@ -13,7 +13,8 @@ defmodule Qwen3.Model do
   @type t :: %__MODULE__{ref: reference, path: String.t(), device: Array.device(), info: map}
 
   @doc """
-  Loads a Hugging Face model directory (`config.json`, safetensors single or sharded).
+  Loads a Hugging Face model directory (`config.json`, safetensors single or sharded), or a
+  repo id such as `"Qwen/Qwen3-0.6B"` found in the local Hugging Face cache (`Qwen3.Hub`).
 
   Options:
     * `:device` — `:cpu` (default) or `:gpu`
@@ -26,14 +27,13 @@ defmodule Qwen3.Model do
   @spec load(Path.t(), keyword) :: {:ok, t} | {:error, Error.t()}
   def load(path, opts \\ []) do
     opts = Keyword.validate!(opts, device: :cpu, dtype: nil, quantized: :default, on_progress: nil)
-    path = Path.expand(path)
     tag = make_ref()
 
-    reply =
-      Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)
-      |> await_with_progress(tag, opts[:on_progress])
-
-    with {:ok, ref} <- reply,
+    with {:ok, path} <- Qwen3.Hub.resolve(path),
+         path = Path.expand(path),
+         {:ok, ref} <-
+           Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)
+           |> await_with_progress(tag, opts[:on_progress]),
          {:ok, pairs} <- ref |> Native.model_info() |> Native.await() do
       {:ok, %__MODULE__{ref: ref, path: path, device: opts[:device], info: Map.new(pairs)}}
     end

@@ -22,7 +22,7 @@ defmodule Qwen3.LoadErrorsTest do
   defp load_error(dir), do: elem(Model.load(dir), 1)
 
   test "missing directory and missing weights", %{tmp_dir: tmp} do
-    assert %Qwen3.Error{kind: :io} = load_error(Path.join(tmp, "nope"))
+    assert %Qwen3.Error{kind: :not_found} = load_error(Path.join(tmp, "nope"))
     dir = copy_fixture(tmp)
     File.rm!(Path.join(dir, "model.safetensors"))
     assert %Qwen3.Error{kind: :io, message: msg} = load_error(dir)

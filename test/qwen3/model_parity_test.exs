@@ -8,17 +8,20 @@ defmodule Qwen3.ModelParityTest do
 
   @dtypes %{"float32" => nil, "bfloat16" => :bf16, "float16" => :f16}
 
-  for variant <- Fixtures.variants(), compute <- Fixtures.computes(variant) do
-    test "#{variant} computed in #{compute} matches mlx-lm" do
-      variant = unquote(variant)
-      compute = unquote(compute)
-      model = Model.load!(Fixtures.path(variant), dtype: @dtypes[compute])
+  # The same checks on every device: `mix test --include metal` adds Apple's GPU (or MLX's
+  # CUDA build); only the CPU runs by default.
+  for device <- [:cpu, :gpu], variant <- Fixtures.variants(), compute <- Fixtures.computes(variant) do
+    if device == :gpu, do: @tag(:metal)
+
+    test "#{variant} computed in #{compute} on #{device} matches mlx-lm" do
+      {variant, compute, device} = {unquote(variant), unquote(compute), unquote(device)}
+      model = Model.load!(Fixtures.path(variant), dtype: @dtypes[compute], device: device)
       if compute == "float32", do: assert(model.info.dtype == :f32)
       tolerance = if compute == "float32", do: 1.0e-4, else: 1.0e-2
 
       for {prompt, want} <- Enum.zip(Fixtures.prompts(variant), Fixtures.logits(variant, compute)) do
         cache = Model.init_kv_cache!(model, max_len: 64)
-        {:ok, logits} = Model.forward(model, Array.from_list!([prompt]), cache)
+        {:ok, logits} = Model.forward(model, Array.from_list!([prompt], device: device), cache)
         got = logits |> Array.astype(:f32) |> elem(1) |> Array.to_list!() |> List.flatten()
         diff = Enum.zip_with(got, want, &abs(&1 - &2)) |> Enum.max()
         assert diff <= tolerance, "#{variant}/#{compute}: max |Δlogit| #{diff}"
