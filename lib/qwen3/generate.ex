@@ -107,21 +107,14 @@ defmodule Qwen3.Generate do
        }}
 
   # Prefill checks user ids against the vocabulary; later steps feed sampled tokens.
-  defp prefill(model, ids, cache, :native), do: forward_native(model, ids, cache, true)
-  defp prefill(model, ids, cache, :elixir), do: forward_layers(model, ids, cache, true)
-
-  defp step(model, token, cache, :native), do: forward_native(model, token, cache, false)
-  defp step(model, token, cache, :elixir), do: forward_layers(model, token, cache, false)
-
-  defp forward_native(model, ids, cache, check?) do
-    with {:ok, _} <- if(check?, do: Model.embed_checked(model, ids), else: {:ok, nil}),
-         do: Model.forward(model, ids, cache)
+  defp prefill(model, ids, cache, loop) do
+    with :ok <- Model.check_ids(model, ids), do: step(model, ids, cache, loop)
   end
 
-  defp forward_layers(model, ids, cache, check?) do
-    embedded = if check?, do: Model.embed_checked(model, ids), else: Model.embed(model, ids)
+  defp step(model, ids, cache, :native), do: Model.forward(model, ids, cache)
 
-    with {:ok, h} <- embedded,
+  defp step(model, ids, cache, :elixir) do
+    with {:ok, h} <- Model.embed(model, ids),
          {:ok, h} <- run_layers(model, h, cache),
          do: Model.final_logits(model, h)
   end

@@ -87,8 +87,14 @@ defmodule Qwen3.Model do
   @doc "Token ids `{B, L}` (or `{B}`) → hidden states `{B, L, hidden}`."
   def embed(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed(m, ids) |> wrap()
 
-  @doc "Like `embed/2`, first checking every id against the vocabulary (reads the ids)."
-  def embed_checked(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed_checked(m, ids) |> wrap()
+  @doc "Checks every id against the vocabulary (reads the ids: for user input, not sampled tokens)."
+  @spec check_ids(t, Array.t()) :: :ok | {:error, Error.t()}
+  def check_ids(%__MODULE__{ref: m}, %Array{ref: ids}) do
+    case Native.model_check_ids(m, ids) |> Native.await() do
+      {:ok, :ok} -> :ok
+      error -> error
+    end
+  end
 
   @doc "Decoder layer `index` (norms, attention with the cache, MLP, residuals)."
   def layer(%__MODULE__{ref: m}, index, %Array{ref: h}, %KVCache{ref: c}),

@@ -191,14 +191,12 @@ fn model_embed(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef
     with_model(env, &model, &[&ids], move |m| Ok(m.embed(a.get()?)?))
 }
 
-/// Checks user-given token ids against the vocabulary, then embeds them.
+/// Checks user-given token ids against the vocabulary (reads them; prefill only).
 #[rustler::nif]
-fn model_embed_checked(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
+fn model_check_ids(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
     let a = ids.clone();
     with_model(env, &model, &[&ids], move |m| {
-        let ids = a.get()?;
-        m.check_ids(&ids.astype(mlx::Dtype::Int64)?.to_vec::<i64>()?)?;
-        Ok(m.embed(ids)?)
+        Ok(m.check_ids(&a.get()?.astype(mlx::Dtype::Int64)?.to_vec::<i64>()?)?)
     })
 }
 
