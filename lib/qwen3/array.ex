@@ -24,8 +24,7 @@ defmodule Qwen3.Array do
     if Enum.all?(shape, &(is_integer(&1) and &1 >= 0 and &1 < 2 ** 31)) do
       binary
       |> Native.array_from_binary(shape, dtype, opts[:device])
-      |> Native.await()
-      |> wrap()
+      |> Native.await_array()
     else
       {:error,
        %Error{kind: :invalid_argument, message: "shape must be non-negative integers: #{inspect(shape)}"}}
@@ -76,35 +75,31 @@ defmodule Qwen3.Array do
     |> List.wrap()
     |> Enum.map(& &1.ref)
     |> Native.array_eval()
-    |> Native.await()
-    |> case do
-      {:ok, :ok} -> :ok
-      error -> error
-    end
+    |> Native.await_ok()
   end
 
   for op <- [:add, :subtract, :multiply, :divide, :maximum, :minimum, :power, :greater, :less, :equal] do
     @doc "Element-wise `#{op}` with broadcasting."
     @spec unquote(op)(t, t) :: {:ok, t} | {:error, Error.t()}
     def unquote(op)(%__MODULE__{ref: a}, %__MODULE__{ref: b}),
-      do: Native.array_binary_op(unquote(op), a, b) |> Native.await() |> wrap()
+      do: Native.array_binary_op(unquote(op), a, b) |> Native.await_array()
   end
 
   @doc "Matrix product (batched over leading axes)."
   def matmul(%__MODULE__{ref: a}, %__MODULE__{ref: b}),
-    do: Native.array_matmul(a, b) |> Native.await() |> wrap()
+    do: Native.array_matmul(a, b) |> Native.await_array()
 
   @doc "Softmax over the last axis (float32 precision)."
-  def softmax(%__MODULE__{ref: a}), do: Native.array_softmax(a) |> Native.await() |> wrap()
+  def softmax(%__MODULE__{ref: a}), do: Native.array_softmax(a) |> Native.await_array()
 
   @doc "Sum over `axis`."
   def sum(%__MODULE__{ref: a}, axis, opts \\ []) do
     opts = Keyword.validate!(opts, keepdims: false)
-    Native.array_sum(a, axis, opts[:keepdims]) |> Native.await() |> wrap()
+    Native.array_sum(a, axis, opts[:keepdims]) |> Native.await_array()
   end
 
-  def reshape(%__MODULE__{ref: a}, shape), do: Native.array_reshape(a, shape) |> Native.await() |> wrap()
-  def astype(%__MODULE__{ref: a}, dtype), do: Native.array_astype(a, dtype) |> Native.await() |> wrap()
+  def reshape(%__MODULE__{ref: a}, shape), do: Native.array_reshape(a, shape) |> Native.await_array()
+  def astype(%__MODULE__{ref: a}, dtype), do: Native.array_astype(a, dtype) |> Native.await_array()
 
   @doc "Like `from_list/2` but raises `Qwen3.Error`."
   def from_list!(list, opts \\ []), do: bang(from_list(list, opts))
@@ -114,9 +109,6 @@ defmodule Qwen3.Array do
 
   defp bang({:ok, value}), do: value
   defp bang({:error, %Error{} = e}), do: raise(e)
-
-  defp wrap({:ok, ref}), do: {:ok, %__MODULE__{ref: ref}}
-  defp wrap({:error, _} = error), do: error
 
   # Shape of a rectangular nested list, and its elements in row-major order.
   defp shape_and_flatten([first | _] = list) when is_list(first) do

@@ -128,10 +128,10 @@ defmodule Qwen3.Generate do
     end)
   end
 
-  defp sample(%Array{ref: logits}, _opts), do: Native.sample_greedy(logits) |> Native.await() |> wrap()
+  defp sample(%Array{ref: logits}, _opts), do: Native.sample_greedy(logits) |> Native.await_array()
 
   defp async_eval(arrays),
-    do: arrays |> Enum.map(& &1.ref) |> Native.array_async_eval() |> Native.await() |> ok()
+    do: arrays |> Enum.map(& &1.ref) |> Native.array_async_eval() |> Native.await_ok()
 
   # `token` is being computed; build the next step before reading it.
   defp decode(state, token, logits, acc, dumped, remaining) do
@@ -185,10 +185,4 @@ defmodule Qwen3.Generate do
   end
 
   defp finish({:error, _} = error, _, _, _), do: error
-
-  defp wrap({:ok, ref}), do: {:ok, %Array{ref: ref}}
-  defp wrap(error), do: error
-
-  defp ok({:ok, :ok}), do: :ok
-  defp ok(error), do: error
 end

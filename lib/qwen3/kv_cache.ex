@@ -17,12 +17,9 @@ defmodule Qwen3.KVCache do
 
   @doc "Forgets everything after the first `len` tokens."
   def truncate(%__MODULE__{ref: ref}, len) when is_integer(len),
-    do: Native.cache_truncate(ref, len) |> Native.await() |> ok()
+    do: Native.cache_truncate(ref, len) |> Native.await_ok()
 
   @doc "Declares how many padding slots start each row (batches of unequal prompts)."
   def set_left_padding(%__MODULE__{ref: ref}, padding) when is_list(padding),
-    do: Native.cache_set_left_padding(ref, padding) |> Native.await() |> ok()
-
-  defp ok({:ok, :ok}), do: :ok
-  defp ok(error), do: error
+    do: Native.cache_set_left_padding(ref, padding) |> Native.await_ok()
 end

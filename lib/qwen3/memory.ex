@@ -19,8 +19,8 @@ defmodule Qwen3.Memory do
     end
   end
 
-  def reset_peak(device \\ :cpu), do: device |> Native.memory_reset_peak() |> Native.await() |> ok()
-  def clear_cache(device \\ :cpu), do: device |> Native.memory_clear_cache() |> Native.await() |> ok()
+  def reset_peak(device \\ :cpu), do: device |> Native.memory_reset_peak() |> Native.await_ok()
+  def clear_cache(device \\ :cpu), do: device |> Native.memory_clear_cache() |> Native.await_ok()
 
   @doc "Caps MLX's buffer cache at `bytes`; returns the previous limit."
   def set_cache_limit(bytes, device \\ :cpu) when is_integer(bytes) and bytes >= 0,
@@ -29,7 +29,4 @@ defmodule Qwen3.Memory do
   @doc "Caps all MLX allocations at `bytes`; returns the previous limit."
   def set_memory_limit(bytes, device \\ :cpu) when is_integer(bytes) and bytes >= 0,
     do: Native.memory_set_memory_limit(device, bytes) |> Native.await()
-
-  defp ok({:ok, :ok}), do: :ok
-  defp ok(error), do: error
 end

@@ -85,45 +85,36 @@ defmodule Qwen3.Model do
   def init_kv_cache!(model, opts \\ []), do: bang(init_kv_cache(model, opts))
 
   @doc "Token ids `{B, L}` (or `{B}`) → hidden states `{B, L, hidden}`."
-  def embed(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed(m, ids) |> wrap()
+  def embed(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed(m, ids) |> Native.await_array()
 
   @doc "Checks every id against the vocabulary (reads the ids: for user input, not sampled tokens)."
   @spec check_ids(t, Array.t()) :: :ok | {:error, Error.t()}
   def check_ids(%__MODULE__{ref: m}, %Array{ref: ids}) do
-    case Native.model_check_ids(m, ids) |> Native.await() do
-      {:ok, :ok} -> :ok
-      error -> error
-    end
+    Native.model_check_ids(m, ids) |> Native.await_ok()
   end
 
   @doc "Decoder layer `index` (norms, attention with the cache, MLP, residuals)."
   def layer(%__MODULE__{ref: m}, index, %Array{ref: h}, %KVCache{ref: c}),
-    do: Native.model_layer(m, index, h, c) |> wrap()
+    do: Native.model_layer(m, index, h, c) |> Native.await_array()
 
   @doc "The attention block of layer `index` alone, on a normed input (extends the cache)."
   def attention(%__MODULE__{ref: m}, index, %Array{ref: x}, %KVCache{ref: c}),
-    do: Native.model_attention(m, index, x, c) |> wrap()
+    do: Native.model_attention(m, index, x, c) |> Native.await_array()
 
   @doc "The SwiGLU MLP of layer `index` alone, on a normed input."
-  def mlp(%__MODULE__{ref: m}, index, %Array{ref: x}), do: Native.model_mlp(m, index, x) |> wrap()
+  def mlp(%__MODULE__{ref: m}, index, %Array{ref: x}),
+    do: Native.model_mlp(m, index, x) |> Native.await_array()
 
   @doc "Final norm + LM head; only the last position unless `last_only: false`."
   def final_logits(%__MODULE__{ref: m}, %Array{ref: h}, opts \\ []) do
     opts = Keyword.validate!(opts, last_only: true)
-    Native.model_final_logits(m, h, opts[:last_only]) |> wrap()
+    Native.model_final_logits(m, h, opts[:last_only]) |> Native.await_array()
   end
 
   @doc "One whole step natively: embed, every layer, final logits."
   def forward(%__MODULE__{ref: m}, %Array{ref: ids}, %KVCache{ref: c}, opts \\ []) do
     opts = Keyword.validate!(opts, last_only: true)
-    Native.model_forward(m, ids, c, opts[:last_only]) |> wrap()
-  end
-
-  defp wrap(call) do
-    case Native.await(call) do
-      {:ok, ref} -> {:ok, %Array{ref: ref}}
-      error -> error
-    end
+    Native.model_forward(m, ids, c, opts[:last_only]) |> Native.await_array()
   end
 
   defp bang({:ok, v}), do: v

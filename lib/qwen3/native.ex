@@ -20,6 +20,22 @@ defmodule Qwen3.Native do
 
   def await({:error, reason}), do: {:error, Qwen3.Error.from_native(reason)}
 
+  @doc "`await/1` for calls whose success value is just `:ok`."
+  def await_ok(call) do
+    case await(call) do
+      {:ok, :ok} -> :ok
+      error -> error
+    end
+  end
+
+  @doc "`await/1` for calls that return an array resource, wrapped as `Qwen3.Array`."
+  def await_array(call) do
+    case await(call) do
+      {:ok, ref} -> {:ok, %Qwen3.Array{ref: ref}}
+      error -> error
+    end
+  end
+
   defp nif_error, do: :erlang.nif_error(:nif_not_loaded)
 
   def array_from_binary(_data, _shape, _dtype, _device), do: nif_error()

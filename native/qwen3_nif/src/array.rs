@@ -90,8 +90,22 @@ fn array_from_binary<'a>(env: Env<'a>, data: Binary, shape: Vec<i32>, dtype: Ato
     }
 }
 
+/// Runs `f` over a list of arrays (all on one device) on their worker.
+fn on_many<'a, T, F>(env: Env<'a>, arrays: Vec<ResourceArc<ArrayRef>>, f: F) -> Term<'a>
+where
+    T: crate::reply::IntoReply,
+    F: FnOnce(&[&Array]) -> NifResult<T> + Send + 'static,
+{
+    let refs: Vec<&ArrayRef> = arrays.iter().map(|a| &**a).collect();
+    let owned = arrays.clone();
+    on_arrays(env, &refs, move || {
+        let list = owned.iter().map(|a| a.get()).collect::<NifResult<Vec<_>>>()?;
+        f(&list)
+    })
+}
+
 /// Runs `f` over one array on its worker.
-fn on_one<'a, T, F>(env: Env<'a>, a: ResourceArc<ArrayRef>, f: F) -> Term<'a>
+pub fn on_one<'a, T, F>(env: Env<'a>, a: ResourceArc<ArrayRef>, f: F) -> Term<'a>
 where
     T: crate::reply::IntoReply,
     F: FnOnce(&Array) -> NifResult<T> + Send + 'static,
@@ -138,12 +152,13 @@ fn array_device(env: Env, a: ResourceArc<ArrayRef>) -> Atom {
 
 #[rustler::nif]
 fn array_eval(env: Env, arrays: Vec<ResourceArc<ArrayRef>>) -> Term {
-    let refs: Vec<&ArrayRef> = arrays.iter().map(|a| &**a).collect();
-    let owned = arrays.clone();
-    on_arrays(env, &refs, move || {
-        let list = owned.iter().map(|a| a.get()).collect::<NifResult<Vec<_>>>()?;
-        Ok(mlx::eval(&list)?)
-    })
+    on_many(env, arrays, |list| Ok(mlx::eval(list)?))
+}
+
+/// Starts computing `arrays` in the background (the next step's graph can be built meanwhile).
+#[rustler::nif]
+fn array_async_eval(env: Env, arrays: Vec<ResourceArc<ArrayRef>>) -> Term {
+    on_many(env, arrays, |list| Ok(mlx::async_eval(list)?))
 }
 
 #[rustler::nif]

@@ -5,7 +5,7 @@ use crate::array::{parse_device, parse_dtype, ArrayRef};
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::reply::Reply;
-use mlx::{Array, Pinned, Worker};
+use mlx::{Pinned, Worker};
 use qwen3::{KvCache, LoadOptions, Model, QuantizedAs};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
 use std::cell::RefCell;
@@ -290,18 +290,5 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
 
 #[rustler::nif]
 fn sample_greedy(env: Env, logits: ResourceArc<ArrayRef>) -> Term {
-    let a = logits.clone();
-    let arrays = [&*logits];
-    crate::array::on_arrays(env, &arrays, move || Ok(qwen3::sampler::greedy(a.get()?)?))
-}
-
-/// Starts computing `arrays` in the background (the next step's graph can be built meanwhile).
-#[rustler::nif]
-fn array_async_eval(env: Env, arrays: Vec<ResourceArc<ArrayRef>>) -> Term {
-    let refs: Vec<&ArrayRef> = arrays.iter().map(|a| &**a).collect();
-    let owned = arrays.clone();
-    crate::array::on_arrays(env, &refs, move || {
-        let list: Vec<&Array> = owned.iter().map(|a| a.get()).collect::<NifResult<_>>()?;
-        Ok(mlx::async_eval(&list)?)
-    })
+    crate::array::on_one(env, logits, |l| Ok(qwen3::sampler::greedy(l)?))
 }
