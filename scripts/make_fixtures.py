@@ -18,6 +18,9 @@ from mlx_lm.models import qwen3
 from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.utils import load_model
 
+sys.path.insert(0, str(Path(__file__).parent))
+from make_text_fixtures import build_text_fixtures  # noqa: E402
+
 # head_dim (64) is deliberately not hidden_size / num_attention_heads (32).
 TINY = dict(
     vocab_size=1000,
@@ -207,6 +210,7 @@ def main():
         print(name, {c: g["greedy"][:8] for c, g in summary[name]["golden"].items()})
     if len(sys.argv) > 2:
         build_chat_model(root, sys.argv[2])
+        build_text_fixtures(root, sys.argv[2])
     (root / "variants.json").write_text(json.dumps(sorted(VARIANTS), indent=2))
     (root / "variants.txt").write_text("".join(v + "\n" for v in sorted(VARIANTS)))
 

@@ -1,32 +1,25 @@
 defmodule Qwen3.JSON do
-  @moduledoc false
-  # Encoding only, for the CLI's `--format json` (Elixir 1.14 has no JSON module and the
-  # project takes no hex dependencies). Maps, lists, strings, numbers, booleans, nil.
+  @moduledoc """
+  JSON through the native library's `serde_json` (the project takes no hex dependencies).
 
-  def encode(nil), do: "null"
-  def encode(true), do: "true"
-  def encode(false), do: "false"
-  def encode(n) when is_integer(n), do: Integer.to_string(n)
-  def encode(f) when is_float(f), do: :erlang.float_to_binary(f, [:short])
-  def encode(a) when is_atom(a), do: encode(Atom.to_string(a))
-  def encode(s) when is_binary(s), do: [?", escape(s), ?"] |> IO.iodata_to_binary()
-  def encode(list) when is_list(list), do: "[" <> Enum.map_join(list, ",", &encode/1) <> "]"
+  Decoding gives maps with string keys and `nil` for null; encoding takes maps with atom or
+  string keys, lists, binaries, numbers, booleans, `nil` and atoms (as strings).
+  """
+  alias Qwen3.Native
 
-  def encode(%{} = map) do
-    "{" <> Enum.map_join(map, ",", fn {k, v} -> encode(to_string(k)) <> ":" <> encode(v) end) <> "}"
+  @spec decode(binary) :: {:ok, term} | {:error, Qwen3.Error.t()}
+  def decode(text) when is_binary(text), do: text |> Native.json_decode() |> Native.direct()
+
+  def decode!(text), do: text |> decode() |> bang()
+
+  @spec encode(term, keyword) :: {:ok, String.t()} | {:error, Qwen3.Error.t()}
+  def encode(term, opts \\ []) do
+    opts = Keyword.validate!(opts, pretty: false)
+    term |> Native.json_encode(opts[:pretty]) |> Native.direct()
   end
 
-  defp escape(s) do
-    for <<c::utf8 <- s>>, into: "" do
-      case c do
-        ?" -> "\\\""
-        ?\\ -> "\\\\"
-        ?\n -> "\\n"
-        ?\r -> "\\r"
-        ?\t -> "\\t"
-        c when c < 0x20 -> "\\u" <> String.pad_leading(Integer.to_string(c, 16), 4, "0")
-        c -> <<c::utf8>>
-      end
-    end
-  end
+  def encode!(term, opts \\ []), do: term |> encode(opts) |> bang()
+
+  defp bang({:ok, v}), do: v
+  defp bang({:error, e}), do: raise(e)
 end

@@ -20,6 +20,10 @@ defmodule Qwen3.Native do
 
   def await({:error, reason}), do: {:error, Qwen3.Error.from_native(reason)}
 
+  @doc "Wraps the error of a NIF that answers directly."
+  def direct({:ok, _} = ok), do: ok
+  def direct({:error, reason}), do: {:error, Qwen3.Error.from_native(reason)}
+
   @doc "`await/1` for calls whose success value is just `:ok`."
   def await_ok(call) do
     case await(call) do
@@ -66,7 +70,22 @@ defmodule Qwen3.Native do
   def cache_offset(_cache), do: nif_error()
   def cache_truncate(_cache, _len), do: nif_error()
   def cache_set_left_padding(_cache, _padding), do: nif_error()
-  def sample_greedy(_logits), do: nif_error()
+
+  def sampler_new(_device, _spec, _history), do: nif_error()
+  def sampler_sample(_sampler, _logits), do: nif_error()
+
+  # These touch no MLX and answer directly: `{:ok, value} | {:error, {kind, message}}`.
+  def tokenizer_load(_path), do: nif_error()
+  def tokenizer_encode(_tokenizer, _text, _add_special), do: nif_error()
+  def tokenizer_decode(_tokenizer, _ids, _skip_special), do: nif_error()
+  def tokenizer_token_to_id(_tokenizer, _token), do: nif_error()
+  def tokenizer_id_to_token(_tokenizer, _id), do: nif_error()
+  def tokenizer_vocab_size(_tokenizer, _with_added), do: nif_error()
+  def tokenizer_added_tokens(_tokenizer), do: nif_error()
+  def chat_template_new(_source), do: nif_error()
+  def chat_template_render(_template, _context), do: nif_error()
+  def json_decode(_text), do: nif_error()
+  def json_encode(_term, _pretty), do: nif_error()
 
   def device_available(_device), do: nif_error()
   def device_ping(_device), do: nif_error()

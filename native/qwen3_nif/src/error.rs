@@ -39,3 +39,9 @@ impl From<qwen3::Error> for NifError {
 }
 
 pub type NifResult<T> = Result<T, NifError>;
+
+impl rustler::Encoder for NifError {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        NifError::encode(self, env)
+    }
+}

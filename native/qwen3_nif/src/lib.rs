@@ -2,10 +2,14 @@
 //! to the device's worker thread and returns a reference; see `dispatch`.
 
 mod array;
+mod chat_template;
 mod device;
 mod dispatch;
 mod error;
+mod json;
 mod model;
 mod reply;
+mod sampler;
+mod tokenizer;
 
 rustler::init!("Elixir.Qwen3.Native");

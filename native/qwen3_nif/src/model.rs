@@ -287,8 +287,3 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
         Ok(cache_of(&c)?.set_left_padding(padding)?)
     })
 }
-
-#[rustler::nif]
-fn sample_greedy(env: Env, logits: ResourceArc<ArrayRef>) -> Term {
-    crate::array::on_one(env, logits, |l| Ok(qwen3::sampler::greedy(l)?))
-}

@@ -1,0 +1,216 @@
+//! Choosing the next token from logits (`[B, L, V]` or `[B, V]`; the last position is used).
+//!
+//! One `SamplerSpec` describes the filters, applied in Hugging Face's order: repetition
+//! penalty, temperature, top-k, top-p, min-p. `Placement::Graph` builds them into the lazy
+//! MLX graph (the token stays lazy and feeds the next step); `Placement::Host` evaluates the
+//! logits and samples in plain Rust. Temperature 0 is greedy (argmax after the penalty).
+
+mod graph;
+mod host;
+
+pub use graph::filtered_logits as graph_filtered_logits;
+pub use host::{filtered_logits as host_filtered_logits, softmax as host_probabilities};
+
+use crate::error::{bail, Result};
+use mlx::{Array, Dtype, Reduce};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In the MLX graph, on the model's device.
+    Graph,
+    /// On the host CPU, after evaluating the logits.
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerSpec {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// Keep the `top_k` most likely tokens; 0 turns it off.
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `top_p`; 1 turns it off.
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one; 0 turns it off.
+    pub min_p: f32,
+    /// > 1 discourages tokens seen in the last `repetition_context` tokens; 1 turns it off.
+    pub repetition_penalty: f32,
+    pub repetition_context: usize,
+    pub placement: Placement,
+    pub seed: u64,
+}
+
+impl Default for SamplerSpec {
+    fn default() -> Self {
+        SamplerSpec {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            repetition_context: 20,
+            placement: Placement::Graph,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerSpec {
+    pub fn validate(&self) -> Result<()> {
+        let finite = |x: f32| x.is_finite();
+        if !finite(self.temperature) || self.temperature < 0.0 {
+            bail!(InvalidArgument, "temperature must be >= 0, got {}", self.temperature);
+        }
+        if !finite(self.top_p) || self.top_p <= 0.0 || self.top_p > 1.0 {
+            bail!(InvalidArgument, "top_p must be in (0, 1], got {}", self.top_p);
+        }
+        if !finite(self.min_p) || !(0.0..1.0).contains(&self.min_p) {
+            bail!(InvalidArgument, "min_p must be in [0, 1), got {}", self.min_p);
+        }
+        if !finite(self.repetition_penalty) || self.repetition_penalty <= 0.0 {
+            bail!(
+                InvalidArgument,
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            );
+        }
+        Ok(())
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
+    fn penalises(&self) -> bool {
+        self.repetition_penalty != 1.0 && self.repetition_context > 0
+    }
+}
+
+/// Recent tokens per row, for the repetition penalty.
+enum History {
+    None,
+    /// `[B, n]` uint32, possibly lazy (it holds the last sampled token).
+    Graph(Array),
+    Host(Vec<VecDeque<u32>>),
+}
+
+/// Per-generation sampling state: the spec, the random stream and the recent tokens.
+pub struct Sampler {
+    spec: SamplerSpec,
+    key: Array,
+    rng: ChaCha8Rng,
+    history: History,
+}
+
+impl Sampler {
+    /// `history` holds each batch row's previous tokens (the prompt); rows must be equally long.
+    pub fn new(spec: SamplerSpec, history: &[Vec<u32>]) -> Result<Sampler> {
+        spec.validate()?;
+        let history = if !spec.penalises() {
+            History::None
+        } else {
+            let tail = |row: &Vec<u32>| row[row.len().saturating_sub(spec.repetition_context)..].to_vec();
+            let rows: Vec<Vec<u32>> = history.iter().map(tail).collect();
+            match spec.placement {
+                Placement::Host => History::Host(rows.into_iter().map(VecDeque::from).collect()),
+                Placement::Graph => graph_history(&rows)?,
+            }
+        };
+        Ok(Sampler {
+            key: mlx::random::key(spec.seed)?,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed),
+            spec,
+            history,
+        })
+    }
+
+    pub fn spec(&self) -> &SamplerSpec {
+        &self.spec
+    }
+
+    /// The next token per row: `[B]` uint32 (lazy with `Placement::Graph`).
+    pub fn sample(&mut self, logits: &Array) -> Result<Array> {
+        let logits = last_logits(logits)?.astype(Dtype::Float32)?;
+        let tokens = match self.spec.placement {
+            Placement::Graph => self.sample_in_graph(&logits)?,
+            Placement::Host => self.sample_on_host(&logits)?,
+        };
+        Ok(tokens)
+    }
+
+    fn sample_in_graph(&mut self, logits: &Array) -> Result<Array> {
+        let recent = match &self.history {
+            History::Graph(h) if h.dim(1)? > 0 => Some(h),
+            _ => None,
+        };
+        let filtered = graph::filtered_logits(&self.spec, logits, recent)?;
+        let tokens = if self.spec.is_greedy() {
+            filtered.reduce(Reduce::Argmax, -1, false)?
+        } else {
+            let (next_key, sub) = mlx::random::split(&self.key)?;
+            self.key = next_key;
+            mlx::random::categorical(&filtered, -1, &sub)?
+        };
+        if let History::Graph(h) = &self.history {
+            self.history = History::Graph(graph::push_history(h, &tokens, self.spec.repetition_context)?);
+        }
+        Ok(tokens)
+    }
+
+    fn sample_on_host(&mut self, logits: &Array) -> Result<Array> {
+        let shape = logits.shape();
+        let (rows, vocab) = (shape[0] as usize, shape[1] as usize);
+        let mut values = logits.to_vec::<f32>()?;
+        let mut tokens = Vec::with_capacity(rows);
+        for (r, row) in values.chunks_mut(vocab).enumerate() {
+            let recent: Vec<u32> = match &self.history {
+                History::Host(h) => h.get(r).map(|d| d.iter().copied().collect()).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            host::filtered_logits(&self.spec, row, &recent);
+            let token = if self.spec.is_greedy() {
+                host::argmax(row)
+            } else {
+                host::draw(row, &mut self.rng)
+            };
+            tokens.push(token);
+        }
+        if let History::Host(h) = &mut self.history {
+            for (row, &t) in h.iter_mut().zip(&tokens) {
+                row.push_back(t);
+                if row.len() > self.spec.repetition_context {
+                    row.pop_front();
+                }
+            }
+        }
+        Ok(Array::from_slice(&tokens, &[rows as i32])?)
+    }
+}
+
+fn graph_history(rows: &[Vec<u32>]) -> Result<History> {
+    let n = rows.first().map_or(0, Vec::len);
+    if rows.iter().any(|r| r.len() != n) {
+        bail!(InvalidArgument, "every batch row needs the same number of history tokens");
+    }
+    let flat: Vec<u32> = rows.concat();
+    Ok(History::Graph(Array::from_slice(&flat, &[rows.len() as i32, n as i32])?))
+}
+
+/// The last position's logits as `[B, V]`.
+pub fn last_logits(logits: &Array) -> Result<Array> {
+    let shape = logits.shape();
+    match shape.len() {
+        2 => Ok(logits.clone()),
+        3 => Ok(logits
+            .slice(&[0, shape[1] - 1, 0], &shape)?
+            .reshape(&[shape[0], shape[2]])?),
+        _ => bail!(InvalidArgument, "logits must be [B, V] or [B, L, V], got {shape:?}"),
+    }
+}
+
+/// Highest-scoring token per row: `[B]` uint32 (lazy).
+pub fn greedy(logits: &Array) -> Result<Array> {
+    Ok(last_logits(logits)?.reduce(Reduce::Argmax, -1, false)?)
+}

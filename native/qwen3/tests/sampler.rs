@@ -1,0 +1,181 @@
+//! The samplers: the in-graph filters against the independent host implementation, the
+//! sampled frequencies against the filtered distribution, seeding, and invalid specs.
+
+mod common;
+
+use common::on_cpu;
+use mlx::Array;
+use qwen3::sampler::{graph_filtered_logits, host_filtered_logits, Placement, Sampler, SamplerSpec};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random_logits(rows: usize, vocab: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..rows * vocab)
+        .map(|_| (rng.next_u32() as f32 / u32::MAX as f32) * 8.0 - 4.0)
+        .collect()
+}
+
+fn spec(temperature: f32, top_k: usize, top_p: f32, min_p: f32, penalty: f32) -> SamplerSpec {
+    SamplerSpec {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repetition_penalty: penalty,
+        ..SamplerSpec::default()
+    }
+}
+
+fn specs() -> Vec<SamplerSpec> {
+    vec![
+        spec(1.0, 0, 1.0, 0.0, 1.0),
+        spec(0.7, 0, 0.9, 0.0, 1.0),
+        spec(1.3, 10, 1.0, 0.0, 1.0),
+        spec(0.8, 0, 1.0, 0.05, 1.0),
+        spec(0.6, 20, 0.8, 0.02, 1.3),
+        spec(0.0, 0, 1.0, 0.0, 1.5),
+    ]
+}
+
+#[test]
+fn graph_filters_match_the_host_implementation() {
+    on_cpu(|| {
+        let (rows, vocab) = (3, 97);
+        let recent: Vec<u32> = vec![5, 17, 17, 40, 96, 2];
+        for (i, spec) in specs().into_iter().enumerate() {
+            let logits = random_logits(rows, vocab, i as u64);
+            let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;
+            let hist: Vec<u32> = (0..rows).flat_map(|_| recent.iter().copied()).collect();
+            let hist = Array::from_slice(&hist, &[rows as i32, recent.len() as i32])?;
+            let graph = graph_filtered_logits(&spec, &x, Some(&hist))?.to_vec::<f32>()?;
+            let mut host = logits.clone();
+            for row in host.chunks_mut(vocab) {
+                host_filtered_logits(&spec, row, &recent);
+            }
+            let kept = host.iter().filter(|v| v.is_finite()).count();
+            assert!(kept >= rows, "{spec:?} keeps at least one token per row");
+            if spec.top_k > 0 || spec.top_p < 1.0 || spec.min_p > 0.0 {
+                assert!(kept < rows * vocab, "{spec:?} drops something");
+            }
+            for (j, (g, h)) in graph.iter().zip(&host).enumerate() {
+                assert_eq!(g.is_finite(), h.is_finite(), "{spec:?}: token {j} kept differently");
+                if h.is_finite() {
+                    assert!((g - h).abs() <= 1e-5 * h.abs().max(1.0), "{spec:?}: {g} vs {h} at {j}");
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Draws `n` tokens at once (one row each) and compares the frequencies with the filtered
+/// distribution: every count within 5 standard deviations, dropped tokens never drawn.
+fn check_frequencies(placement: Placement) {
+    on_cpu(move || {
+        let base = [2.0f32, 1.5, 1.0, 0.5, 0.0, -1.0, -3.0];
+        let vocab = base.len();
+        let spec = SamplerSpec {
+            placement,
+            seed: 7,
+            ..spec(0.8, 5, 0.9, 0.0, 1.0)
+        };
+        let mut expected = base.to_vec();
+        host_filtered_logits(&spec, &mut expected, &[]);
+        let probs = qwen3::sampler::host_probabilities(&expected);
+        let n = 4000;
+        let logits: Vec<f32> = (0..n).flat_map(|_| base).collect();
+        let x = Array::from_slice(&logits, &[n as i32, vocab as i32])?;
+        let drawn = Sampler::new(spec, &[])?.sample(&x)?.to_vec::<u32>()?;
+        let mut counts = vec![0usize; vocab];
+        drawn.iter().for_each(|&t| counts[t as usize] += 1);
+        for (t, (&c, &p)) in counts.iter().zip(&probs).enumerate() {
+            let sd = (p * (1.0 - p) / n as f64).sqrt();
+            let freq = c as f64 / n as f64;
+            if p == 0.0 {
+                assert_eq!(c, 0, "{placement:?}: dropped token {t} was drawn");
+            } else {
+                assert!((freq - p).abs() <= 5.0 * sd, "{placement:?}: token {t} {freq} vs {p}");
+            }
+        }
+        assert!(probs.iter().filter(|&&p| p == 0.0).count() >= 2, "the filters dropped tokens");
+        Ok(())
+    });
+}
+
+#[test]
+fn graph_sampler_frequencies_follow_the_filtered_distribution() {
+    check_frequencies(Placement::Graph);
+}
+
+#[test]
+fn host_sampler_frequencies_follow_the_filtered_distribution() {
+    check_frequencies(Placement::Host);
+}
+
+fn sequence(placement: Placement, seed: u64, penalty: f32) -> Vec<u32> {
+    on_cpu(move || {
+        let vocab = 50;
+        let logits = random_logits(1, vocab, 99).iter().map(|v| v * 0.2).collect::<Vec<_>>();
+        let x = Array::from_slice(&logits, &[1, vocab as i32])?;
+        let spec = SamplerSpec {
+            placement,
+            seed,
+            ..spec(1.0, 0, 1.0, 0.0, penalty)
+        };
+        let mut sampler = Sampler::new(spec, &[vec![1, 2, 3]])?;
+        let mut out = Vec::new();
+        for _ in 0..24 {
+            out.push(sampler.sample(&x)?.to_vec::<u32>()?[0]);
+        }
+        Ok(out)
+    })
+}
+
+#[test]
+fn same_seed_same_tokens_other_seed_other_tokens() {
+    for placement in [Placement::Graph, Placement::Host] {
+        for penalty in [1.0, 1.2] {
+            let a = sequence(placement, 42, penalty);
+            assert_eq!(a, sequence(placement, 42, penalty), "{placement:?} is reproducible");
+            assert_ne!(a, sequence(placement, 43, penalty), "{placement:?} seeds differ");
+        }
+    }
+}
+
+#[test]
+fn greedy_with_penalty_avoids_recent_tokens() {
+    for placement in [Placement::Graph, Placement::Host] {
+        let picks = on_cpu(move || {
+            let x = Array::from_slice(&[1.0f32, 3.0, 2.5, -1.0], &[1, 4])?;
+            let spec = SamplerSpec {
+                placement,
+                ..spec(0.0, 0, 1.0, 0.0, 1.5)
+            };
+            let mut sampler = Sampler::new(spec, &[vec![1]])?;
+            // 3.0 / 1.5 = 2.0 < 2.5: token 2 wins, then token 2 is penalised too (1.67 < 2.0).
+            let first = sampler.sample(&x)?.to_vec::<u32>()?[0];
+            let second = sampler.sample(&x)?.to_vec::<u32>()?[0];
+            Ok((first, second))
+        });
+        assert_eq!(picks, (2, 1), "{placement:?}");
+    }
+}
+
+#[test]
+fn invalid_specs_are_rejected() {
+    let bad = [
+        spec(-0.1, 0, 1.0, 0.0, 1.0),
+        spec(f32::NAN, 0, 1.0, 0.0, 1.0),
+        spec(1.0, 0, 0.0, 0.0, 1.0),
+        spec(1.0, 0, 1.5, 0.0, 1.0),
+        spec(1.0, 0, 1.0, 1.0, 1.0),
+        spec(1.0, 0, 1.0, -0.5, 1.0),
+        spec(1.0, 0, 1.0, 0.0, 0.0),
+        spec(1.0, 0, 1.0, 0.0, f32::INFINITY),
+    ];
+    for s in bad {
+        let err = s.validate().expect_err(&format!("{s:?} must be rejected"));
+        assert_eq!(err.kind(), "invalid_argument");
+    }
+}
