@@ -2,11 +2,163 @@ defmodule Qwen3 do
   @moduledoc """
   Qwen3 language models on Apple's MLX, from Elixir.
 
+      {:ok, model} = Qwen3.load("Qwen/Qwen3-0.6B")
+      {:ok, %{text: text}} = Qwen3.generate(model, "The capital of France is", max_new_tokens: 8)
+      {:ok, reply} = Qwen3.chat(model, [%{role: "user", content: "Hi!"}], enable_thinking: false)
+      Qwen3.stream(model, "Once upon a time", max_new_tokens: 50) |> Enum.each(&IO.write/1)
+
+  A prompt is text, a list of token ids (or an Nx tensor), or a list of chat messages
+  (maps with `:role` and `:content`, or `{role, content}` tuples) rendered with the
+  checkpoint's chat template.
+
+  Generation options are those of `Qwen3.Generate.generate/3` (sampler, seed, stop strings,
+  KV cache…); with messages also `:enable_thinking` (true), `:tools` and
+  `:add_generation_prompt` (true).
+
   The native side keeps MLX arrays as BEAM resources and runs every MLX call on one worker
   thread per device (`:cpu`, `:gpu`), so no scheduler ever waits on MLX.
   """
+  alias Qwen3.{ChatTemplate, Error, Generate, Model, Prompt}
 
   @doc "Whether MLX can run on `device` here (`:gpu` means Metal or CUDA)."
   @spec device_available?(Qwen3.Array.device()) :: boolean
   def device_available?(device), do: Qwen3.Native.device_available(device)
+
+  @doc """
+  Loads a checkpoint directory or a Hugging Face repo id (see `Qwen3.Model.load/2` for the
+  options and `Qwen3.Hub` for how repo ids are found), with its tokenizer and chat template.
+  """
+  @spec load(String.t(), keyword) :: {:ok, Model.t()} | {:error, Error.t()}
+  def load(path_or_repo, opts \\ []), do: Model.load(path_or_repo, opts)
+
+  def load!(path_or_repo, opts \\ []), do: bang(load(path_or_repo, opts))
+
+  @doc """
+  Generates a continuation of `prompt`. Returns `{:ok, result}` with `:text`, `:tokens` (the
+  new ids), `:finish_reason`, `:timing` and `:kv_cache` (pass it back as `:kv_cache` with the
+  longer conversation to continue without recomputing it).
+  """
+  @spec generate(Model.t(), term, keyword) :: {:ok, map} | {:error, Error.t()}
+  def generate(%Model{} = model, prompt, opts \\ []) do
+    {ids, gen_opts} = prepare!(model, prompt, opts)
+
+    with {:ok, ids} <- ids,
+         {:ok, {tokens, meta}} <- Generate.generate(ids, model, gen_opts),
+         do: {:ok, meta |> Map.put(:tokens, tokens) |> Map.put_new(:text, nil)}
+  end
+
+  def generate!(model, prompt, opts \\ []), do: bang(generate(model, prompt, opts))
+
+  @doc """
+  One chat turn. Returns `{:ok, reply}` with `:content` (the answer), `:thinking` (the
+  `<think>` part, or nil), `:text` (both, as generated), `:messages` (the conversation with
+  this reply appended) and everything `generate/3` returns.
+  """
+  @spec chat(Model.t(), [ChatTemplate.message()], keyword) :: {:ok, map} | {:error, Error.t()}
+  def chat(%Model{} = model, [_ | _] = messages, opts \\ []) do
+    with {:ok, result} <- generate(model, messages, opts) do
+      {thinking, content} = split_thinking(result.text || "")
+      reply = %{role: "assistant", content: content}
+      reply = if thinking, do: Map.put(reply, :reasoning_content, thinking), else: reply
+      {:ok, Map.merge(result, %{content: content, thinking: thinking, messages: messages ++ [reply]})}
+    end
+  end
+
+  def chat!(model, messages, opts \\ []), do: bang(chat(model, messages, opts))
+
+  @doc """
+  `<think>…</think>` and the answer, apart: `{thinking | nil, content}`. An unfinished
+  think block (generation cut short) is all thinking.
+  """
+  @spec split_thinking(String.t()) :: {String.t() | nil, String.t()}
+  def split_thinking(text) do
+    case String.split(text, "</think>", parts: 2) do
+      [thought, answer] ->
+        {thought |> strip_open_tag() |> String.trim(), String.trim_leading(answer)}
+
+      [_] ->
+        if String.starts_with?(String.trim_leading(text), "<think>"),
+          do: {text |> strip_open_tag() |> String.trim(), ""},
+          else: {nil, text}
+    end
+  end
+
+  defp strip_open_tag(text), do: text |> String.trim_leading() |> String.replace_prefix("<think>", "")
+
+  @doc """
+  A lazy stream of text chunks; halting it stops the generation. With `tokens: true` it
+  yields `{text_chunk, token_id}` for every token instead (chunks may be "" while a
+  character or a possible stop string is incomplete). Raises `Qwen3.Error` on failure.
+  """
+  @spec stream(Model.t(), term, keyword) :: Enumerable.t()
+  def stream(%Model{} = model, prompt, opts \\ []) do
+    {tokens?, opts} = Keyword.pop(opts, :tokens, false)
+    {ids, gen_opts} = prepare!(model, prompt, opts)
+    ids = bang(ids)
+    stream = Generate.stream(ids, model, gen_opts)
+
+    if tokens?,
+      do: Stream.map(stream, fn {id, text} -> {text, id} end),
+      else: stream |> Stream.map(&elem(&1, 1)) |> Stream.reject(&(&1 == ""))
+  end
+
+  @doc """
+  Streams to a process as messages, for GenServers and LiveView. Returns `{:ok, ref}`;
+  `pid` then receives `{ref, {:token, text_chunk, token_id}}` per token and finally
+  `{ref, {:done, result}}` (as `generate/3`) or `{ref, {:error, %Qwen3.Error{}}}`. The
+  generation stops when `pid` exits or on `cancel/1`.
+  """
+  @spec stream_to(pid, Model.t(), term, keyword) :: {:ok, reference} | {:error, Error.t()}
+  def stream_to(pid, %Model{} = model, prompt, opts \\ []) when is_pid(pid) do
+    {ids, gen_opts} = prepare!(model, prompt, opts)
+    ref = make_ref()
+
+    with {:ok, ids} <- ids,
+         {:ok, _task} <-
+           Task.Supervisor.start_child(Qwen3.TaskSupervisor, fn ->
+             Qwen3.Streamer.run(pid, ref, ids, model, gen_opts)
+           end),
+         do: {:ok, ref}
+  end
+
+  @doc "Stops a `stream_to/4` generation and drops its pending messages from this mailbox."
+  @spec cancel(reference) :: :ok | {:error, :not_found}
+  def cancel(ref) when is_reference(ref) do
+    result =
+      case Registry.lookup(Qwen3.Registry, ref) do
+        [{pid, _}] -> Task.Supervisor.terminate_child(Qwen3.TaskSupervisor, pid)
+        [] -> {:error, :not_found}
+      end
+
+    flush(ref)
+    result
+  end
+
+  defp flush(ref) do
+    receive do
+      {^ref, _} -> flush(ref)
+    after
+      0 -> :ok
+    end
+  end
+
+  # Options are checked at the call (ArgumentError); the prompt's errors come back as values.
+  defp prepare!(model, prompt, opts) do
+    chat? = is_list(prompt) and match?([m | _] when is_map(m) or is_tuple(m), prompt)
+    keys = Prompt.chat_keys()
+    chat_opts = Keyword.merge(Prompt.chat_defaults(), Keyword.take(opts, keys))
+    gen_opts = Keyword.drop(opts, keys)
+
+    gen_opts =
+      if chat?,
+        do:
+          Keyword.update(gen_opts, :stop, Prompt.chat_stop_ids(model), &(&1 ++ Prompt.chat_stop_ids(model))),
+        else: gen_opts
+
+    Generate.check_options!(gen_opts, model)
+    {Prompt.to_ids(model, prompt, chat_opts), gen_opts}
+  end
+
+  defp bang({:ok, v}), do: v
+  defp bang({:error, e}), do: raise(e)
 end

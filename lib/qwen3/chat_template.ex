@@ -34,9 +34,14 @@ defmodule Qwen3.ChatTemplate do
     cond do
       File.regular?(jinja) -> jinja |> File.read!() |> new()
       File.regular?(config) -> config |> File.read!() |> from_config(config)
-      true -> {:error, %Error{kind: :io, message: "no chat template in #{dir}"}}
+      true -> {:error, %Error{kind: :not_found, message: "no chat template in #{dir}"}}
     end
   end
+
+  def load!(dir), do: dir |> load() |> bang()
+
+  defp bang({:ok, v}), do: v
+  defp bang({:error, e}), do: raise(e)
 
   defp from_config(text, path) do
     case JSON.decode(text) do
@@ -51,7 +56,7 @@ defmodule Qwen3.ChatTemplate do
         end
 
       {:ok, _} ->
-        {:error, %Error{kind: :invalid_config, message: "#{path} has no chat_template"}}
+        {:error, %Error{kind: :not_found, message: "#{path} has no chat_template"}}
 
       {:error, e} ->
         {:error, %Error{e | message: "#{path}: #{e.message}"}}
@@ -78,10 +83,12 @@ defmodule Qwen3.ChatTemplate do
         "tools" => opts[:tools]
       })
 
-    ref |> Native.chat_template_render(context) |> Native.direct()
+    ref |> Native.chat_template_render(JSON.plain(context)) |> Native.direct()
   end
 
-  defp message({role, content}) when is_binary(content), do: %{"role" => to_string(role), "content" => content}
+  defp message({role, content}) when is_binary(content),
+    do: %{"role" => to_string(role), "content" => content}
+
   defp message(%{} = m), do: m
 
   defp message(other),

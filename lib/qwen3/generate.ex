@@ -3,55 +3,78 @@ defmodule Qwen3.Generate do
   Token generation. The decoder layers are driven from Elixir, one fused `layer` call each;
   the graph is evaluated once per token, at the sampler, and the next token's graph is
   built while the current one computes (MLX async eval).
+
+  `generate/3` runs to the end; `start/3` + `next/1` step one token at a time (what
+  `stream/3` and `Qwen3.stream/3` are made of).
   """
-  alias Qwen3.{Array, Error, KVCache, Model, Native}
+  alias Qwen3.{Array, Error, KVCache, Model, Native, Sampler, StopStrings}
+  alias Qwen3.Tokenizer.Decoder
 
   @defaults [
-    max_new_tokens: 100,
-    max_len: 2048,
-    kv_cache: nil,
-    sampler: :greedy,
-    loop: :elixir,
-    stop: [],
-    dump_logits: false,
-    profile_timing: true
+              max_new_tokens: 100,
+              max_len: 2048,
+              kv_cache: nil,
+              loop: :elixir,
+              stop: [],
+              skip_special_tokens: true,
+              dump_logits: false,
+              profile_timing: true
+            ] ++ Sampler.defaults()
+
+  @doc "The options `generate/3` accepts, with their defaults."
+  def defaults, do: @defaults
+
+  defstruct [
+    :model,
+    :cache,
+    :sampler,
+    :opts,
+    :stop_ids,
+    :decoder,
+    :stop_strings,
+    :input_ids,
+    :pending,
+    :remaining,
+    :started,
+    :first_at,
+    :finished_at,
+    :finish_reason,
+    tokens: [],
+    text: [],
+    dumped: []
   ]
 
+  @type t :: %__MODULE__{}
+  @type input :: [integer] | [[integer]] | struct
+
   @doc """
-  Generates up to `:max_new_tokens` after `input_ids` (a list of token ids, or `[ids]`).
+  Generates up to `:max_new_tokens` after `input_ids`: a list of token ids, `[ids]`, or an
+  Nx tensor of shape `{n}` or `{1, n}` (when Nx is loaded; there is no Nx dependency).
 
-  Returns `{:ok, {new_token_ids, meta}}` with `meta` holding `:finish_reason` (`:stop` or
-  `:length`), `:timing` (`:prefill_ms`, `:per_token_ms`, `:total_ms`) and `:kv_cache`.
-  Passing that cache back with the whole conversation as `input_ids` prefills only the
-  tokens after the cache's offset.
+  Returns `{:ok, {new_token_ids, meta}}`; `meta` holds `:finish_reason` (`:stop` or
+  `:length`), `:timing` (`:prefill_ms`, `:per_token_ms`, `:total_ms`), `:kv_cache` and, when
+  the model has a tokenizer, `:text` (cut before a matched stop string).
 
-  Options: `:max_new_tokens` (100), `:max_len` (KV capacity, 2048; ignored with
-  `:kv_cache`), `:kv_cache`, `:sampler` (`:greedy`), `:loop` (`:elixir` drives the layers
-  from Elixir, `:native` runs one native step per token), `:stop` (extra stop token ids;
-  the checkpoint's EOS ids always stop), `:dump_logits` (adds `:logits`, one float32
-  binary of last-position logits per generated token).
+  Passing `meta.kv_cache` back as `:kv_cache` with the whole conversation as `input_ids`
+  prefills only what the cache does not hold yet (the longest common prefix is kept).
+
+  Options:
+    * `:max_new_tokens` (100), `:max_len` (KV capacity, 2048; ignored with `:kv_cache`);
+      generation ends with `:length` when either runs out
+    * `:kv_cache` — from `Qwen3.Model.init_kv_cache/2` or a previous call
+    * `:sampler` (`:greedy`, `:top_p_gpu`, `:top_p_cpu`), `:temperature` (0.95), `:top_p`
+      (0.9), `:top_k`, `:min_p`, `:repetition_penalty`, `:repetition_context_size` (20),
+      `:seed`, `:rng_key` — see `Qwen3.Sampler`
+    * `:stop` — token ids and strings; strings may span tokens (needs a tokenizer); the
+      checkpoint's EOS ids always stop
+    * `:loop` — `:elixir` (layer by layer from Elixir) or `:native` (one native step)
+    * `:skip_special_tokens` (true) — for the text
+    * `:dump_logits` — adds `:logits`, one float32 binary of last-position logits per token
+    * `:profile_timing` (true) — `:timing` is nil when false
   """
-  @spec generate([integer] | [[integer]], Model.t(), keyword) ::
-          {:ok, {[integer], map}} | {:error, Error.t()}
+  @spec generate(input, Model.t(), keyword) :: {:ok, {[integer], map}} | {:error, Error.t()}
   def generate(input_ids, %Model{} = model, opts \\ []) do
-    opts = Keyword.validate!(opts, @defaults)
-    validate!(opts)
-    ids = normalize_ids(input_ids)
-    started = System.monotonic_time()
-
-    with {:ok, cache} <- cache_for(model, opts),
-         {:ok, offset} <- KVCache.offset(cache),
-         {:ok, new_ids} <- new_tokens(ids, offset),
-         {:ok, prompt} <- Array.from_list([new_ids], dtype: :s32),
-         {:ok, logits} <- prefill(model, prompt, cache, opts[:loop]),
-         {:ok, token} <- sample(logits, opts),
-         :ok <- async_eval([token]) do
-      stop = MapSet.new(model.info.eos_token_ids ++ opts[:stop])
-      state = %{model: model, cache: cache, opts: opts, stop: stop, started: started, first_at: nil}
-
-      decode(state, token, logits, [], [], opts[:max_new_tokens])
-      |> finish(state, cache, started)
-    end
+    with {:ok, gen} <- start(input_ids, model, opts), do: run(gen)
   end
 
   def generate!(input_ids, model, opts \\ []) do
@@ -61,44 +84,256 @@ defmodule Qwen3.Generate do
     end
   end
 
-  defp validate!(opts) do
-    unless is_integer(opts[:max_new_tokens]) and opts[:max_new_tokens] >= 1,
-      do:
-        raise(
-          ArgumentError,
-          ":max_new_tokens must be a positive integer, got #{inspect(opts[:max_new_tokens])}"
-        )
+  defp run(gen) do
+    case next(gen) do
+      {:token, _id, _text, gen} -> run(gen)
+      {:done, gen} -> {:ok, result(gen)}
+      {:error, _} = error -> error
+    end
+  end
 
-    unless is_integer(opts[:max_len]) and opts[:max_len] >= 1,
-      do: raise(ArgumentError, ":max_len must be a positive integer, got #{inspect(opts[:max_len])}")
+  @doc """
+  A lazy stream of `{token_id, text_chunk}` (text is "" without a tokenizer). Halting it
+  stops the generation. Raises `Qwen3.Error` if the generation cannot start or fails.
+  """
+  @spec stream(input, Model.t(), keyword) :: Enumerable.t()
+  def stream(input_ids, %Model{} = model, opts \\ []) do
+    Stream.resource(
+      fn ->
+        case start(input_ids, model, opts) do
+          {:ok, gen} -> gen
+          {:error, e} -> raise e
+        end
+      end,
+      fn
+        :done ->
+          {:halt, :done}
 
-    unless opts[:sampler] in [:greedy],
-      do: raise(ArgumentError, "unknown :sampler #{inspect(opts[:sampler])} (supported: :greedy)")
+        gen ->
+          case next(gen) do
+            {:token, id, text, gen} -> {[{id, text}], gen}
+            {:done, _gen} -> {:halt, :done}
+            {:error, e} -> raise e
+          end
+      end,
+      fn _ -> :ok end
+    )
+  end
+
+  @doc "Validates, prefills and samples the first token (still computing when this returns)."
+  @spec start(input, Model.t(), keyword) :: {:ok, t} | {:error, Error.t()}
+  def start(input_ids, %Model{} = model, opts \\ []) do
+    {opts, spec} = check_options!(opts, model)
+    ids = normalize_ids(input_ids)
+    started = System.monotonic_time()
+
+    with {:ok, cache, new_ids} <- prepare_cache(model, ids, opts),
+         {:ok, sampler} <- Sampler.new(model, spec, opts, ids),
+         {:ok, prompt} <- Array.from_list([new_ids], dtype: :s32, device: model.device),
+         :ok <- Model.check_ids(model, prompt),
+         {:ok, logits} <- step(model, prompt, cache, opts[:loop]),
+         {:ok, token} <- Sampler.sample(sampler, logits),
+         :ok <- async_eval([token]) do
+      stop_ids = opts[:stop] |> Enum.filter(&is_integer/1)
+      stop_strings = opts[:stop] |> Enum.filter(&is_binary/1)
+      # After the prefill the cache holds all of `ids`; each later token fed needs a slot,
+      # and the last token sampled is never fed.
+      room = cache.max_len - length(ids) + 1
+
+      {:ok,
+       %__MODULE__{
+         model: model,
+         cache: cache,
+         sampler: sampler,
+         opts: opts,
+         stop_ids: MapSet.new(model.info.eos_token_ids ++ stop_ids),
+         decoder:
+           model.tokenizer && Decoder.new(model.tokenizer, skip_special_tokens: opts[:skip_special_tokens]),
+         stop_strings: StopStrings.new(stop_strings),
+         input_ids: ids,
+         pending: {token, logits},
+         remaining: min(opts[:max_new_tokens], room),
+         started: started
+       }}
+    end
+  end
+
+  @doc """
+  Reads the token being computed (after building the next step, so both overlap).
+  Returns `{:token, id, text_chunk, gen}` (`gen` may be finished), `{:done, gen}` once
+  finished, or `{:error, e}`.
+  """
+  @spec next(t) :: {:token, integer, String.t(), t} | {:done, t} | {:error, Error.t()}
+  def next(%__MODULE__{finish_reason: reason} = gen) when reason != nil, do: {:done, gen}
+
+  def next(%__MODULE__{pending: {token, logits}} = gen) do
+    upcoming = if gen.remaining > 1, do: build_next(gen, token)
+
+    with {:ok, [id]} <- Array.to_list(token),
+         {:ok, dumped} <- dump(gen.opts, logits, gen.dumped) do
+      gen = %{
+        gen
+        | first_at: gen.first_at || System.monotonic_time(),
+          tokens: [id | gen.tokens],
+          dumped: dumped,
+          remaining: gen.remaining - 1,
+          pending: nil
+      }
+
+      cond do
+        MapSet.member?(gen.stop_ids, id) -> finish(gen, "", :stop)
+        gen.remaining == 0 -> with_text(gen, id, &finish(&1, &2, :length))
+        true -> with_text(gen, id, &continue(&1, &2, upcoming))
+      end
+    end
+  end
+
+  defp continue(gen, text, {:ok, pending}),
+    do: {:token, hd(gen.tokens), text, %{gen | pending: pending, text: [gen.text, text]}}
+
+  defp continue(_gen, _text, {:error, _} = error), do: error
+
+  # Decodes the token and looks for stop strings; a match finishes the generation.
+  defp with_text(%__MODULE__{decoder: nil} = gen, _id, then), do: then.(gen, "")
+
+  defp with_text(gen, id, then) do
+    {chunk, decoder} = Decoder.push(gen.decoder, id)
+    gen = %{gen | decoder: decoder}
+
+    case StopStrings.push(gen.stop_strings, chunk) do
+      {:cont, text, stops} -> then.(%{gen | stop_strings: stops}, text)
+      {:stop, text} -> finish(%{gen | stop_strings: StopStrings.new([])}, text, :stop, false)
+    end
+  end
+
+  # The last text: what was held back, unless a stop string cut it off.
+  defp finish(gen, text, reason, flush? \\ true) do
+    text = if flush? and gen.decoder, do: text <> flush_text(gen), else: text
+    now = System.monotonic_time()
+    gen = %{gen | finish_reason: reason, finished_at: now, text: [gen.text, text]}
+    {:token, hd(gen.tokens), text, gen}
+  end
+
+  defp flush_text(gen) do
+    case StopStrings.push(gen.stop_strings, Decoder.flush(gen.decoder)) do
+      {:cont, text, stops} -> text <> StopStrings.flush(stops)
+      {:stop, text} -> text
+    end
+  end
+
+  @doc "`{new_token_ids, meta}` of a finished generation (see `generate/3`)."
+  @spec result(t) :: {[integer], map}
+  def result(%__MODULE__{finish_reason: reason} = gen) when reason != nil do
+    tokens = Enum.reverse(gen.tokens)
+    meta = %{finish_reason: reason, timing: timing(gen, length(tokens)), kv_cache: cache_after(gen, tokens)}
+    meta = if gen.decoder, do: Map.put(meta, :text, IO.iodata_to_binary(gen.text)), else: meta
+    meta = if gen.opts[:dump_logits], do: Map.put(meta, :logits, Enum.reverse(gen.dumped)), else: meta
+    {tokens, meta}
+  end
+
+  defp timing(gen, n) do
+    if gen.opts[:profile_timing] do
+      ms = &(System.convert_time_unit(&1, :native, :microsecond) / 1000)
+
+      %{
+        prefill_ms: ms.(gen.first_at - gen.started),
+        per_token_ms: if(n > 1, do: ms.(gen.finished_at - gen.first_at) / (n - 1), else: 0.0),
+        total_ms: ms.(gen.finished_at - gen.started)
+      }
+    end
+  end
+
+  # The cache holds a prefix of input ++ generated (the last token may not have been fed).
+  defp cache_after(gen, tokens) do
+    case KVCache.offset(gen.cache) do
+      {:ok, offset} -> %{gen.cache | tokens: Enum.take(gen.input_ids ++ tokens, offset)}
+      {:error, _} -> %{gen.cache | tokens: nil}
+    end
+  end
+
+  defp build_next(gen, token) do
+    with {:ok, logits} <- step(gen.model, token, gen.cache, gen.opts[:loop]),
+         {:ok, next_token} <- Sampler.sample(gen.sampler, logits),
+         :ok <- async_eval([next_token]),
+         do: {:ok, {next_token, logits}}
+  end
+
+  @doc false
+  # Validated options (defaults filled in) and the sampler spec; raises ArgumentError.
+  def check_options!(opts, model) do
+    opts = Keyword.validate!(opts, @defaults)
+    {opts, validate!(opts, model)}
+  end
+
+  defp validate!(opts, model) do
+    positive!(opts, :max_new_tokens)
+    positive!(opts, :max_len)
 
     unless opts[:loop] in [:elixir, :native],
       do: raise(ArgumentError, ":loop must be :elixir or :native, got #{inspect(opts[:loop])}")
 
-    unless is_list(opts[:stop]) and Enum.all?(opts[:stop], &is_integer/1),
-      do: raise(ArgumentError, ":stop must be a list of token ids")
+    stop = opts[:stop]
+
+    unless is_list(stop) and Enum.all?(stop, &((is_integer(&1) and &1 >= 0) or (is_binary(&1) and &1 != ""))),
+      do:
+        raise(ArgumentError, ":stop must be a list of token ids and non-empty strings, got #{inspect(stop)}")
+
+    if Enum.any?(stop, &is_binary/1) and model.tokenizer == nil,
+      do: raise(ArgumentError, "stop strings need a tokenizer, and this model was loaded without one")
 
     unless is_nil(opts[:kv_cache]) or is_struct(opts[:kv_cache], KVCache),
-      do: raise(ArgumentError, ":kv_cache must be a Qwen3.KVCache")
+      do: raise(ArgumentError, ":kv_cache must be a Qwen3.KVCache, got #{inspect(opts[:kv_cache])}")
+
+    Sampler.spec!(opts)
   end
 
-  defp normalize_ids([row]) when is_list(row), do: normalize_ids(row)
+  defp positive!(opts, key) do
+    unless is_integer(opts[key]) and opts[key] >= 1,
+      do: raise(ArgumentError, "#{inspect(key)} must be a positive integer, got #{inspect(opts[key])}")
+  end
 
-  defp normalize_ids(ids) when is_list(ids) do
-    if ids != [] and Enum.all?(ids, &is_integer/1),
+  @doc false
+  def normalize_ids(%{__struct__: Nx.Tensor} = tensor) do
+    if Code.ensure_loaded?(Nx),
+      do: tensor |> then(&apply(Nx, :to_flat_list, [&1])) |> normalize_ids(),
+      else: raise(ArgumentError, "got an Nx tensor but Nx is not loaded")
+  end
+
+  def normalize_ids([row]) when is_list(row), do: normalize_ids(row)
+
+  def normalize_ids(ids) when is_list(ids) and ids != [] do
+    if Enum.all?(ids, &(is_integer(&1) and &1 >= 0)),
       do: ids,
-      else: raise(ArgumentError, "input_ids must be a non-empty list of token ids")
+      else: raise(ArgumentError, "input_ids must be non-negative integers, got #{inspect(ids, limit: 8)}")
   end
 
-  defp cache_for(model, opts),
-    do: (opts[:kv_cache] && {:ok, opts[:kv_cache]}) || Model.init_kv_cache(model, max_len: opts[:max_len])
+  def normalize_ids(other),
+    do:
+      raise(ArgumentError, "input_ids must be a non-empty list of token ids, got #{inspect(other, limit: 8)}")
 
-  defp new_tokens(ids, offset) when length(ids) > offset, do: {:ok, Enum.drop(ids, offset)}
+  # A fresh cache, or the given one with what it holds that `ids` does not start with removed.
+  defp prepare_cache(model, ids, opts) do
+    case opts[:kv_cache] do
+      nil ->
+        with {:ok, cache} <- Model.init_kv_cache(model, max_len: opts[:max_len]), do: {:ok, cache, ids}
 
-  defp new_tokens(ids, offset),
+      cache ->
+        with {:ok, offset} <- KVCache.offset(cache), do: reuse(cache, offset, ids)
+    end
+  end
+
+  defp reuse(%KVCache{tokens: known} = cache, offset, ids) when length(known) == offset do
+    # At least the last input token is fed again, so there are logits to sample from.
+    keep = min(common_prefix(known, ids, 0), length(ids) - 1)
+
+    with :ok <- if(keep < offset, do: KVCache.truncate(cache, keep), else: :ok),
+         do: {:ok, cache, Enum.drop(ids, keep)}
+  end
+
+  # Tokens unknown (a cache made by hand and filled elsewhere): `ids` must extend it.
+  defp reuse(cache, offset, ids) when length(ids) > offset, do: {:ok, cache, Enum.drop(ids, offset)}
+
+  defp reuse(_cache, offset, ids),
     do:
       {:error,
        %Error{
@@ -106,10 +341,8 @@ defmodule Qwen3.Generate do
          message: "the cache already holds #{offset} tokens; input_ids (#{length(ids)}) must extend them"
        }}
 
-  # Prefill checks user ids against the vocabulary; later steps feed sampled tokens.
-  defp prefill(model, ids, cache, loop) do
-    with :ok <- Model.check_ids(model, ids), do: step(model, ids, cache, loop)
-  end
+  defp common_prefix([a | as], [a | bs], n), do: common_prefix(as, bs, n + 1)
+  defp common_prefix(_, _, n), do: n
 
   defp step(model, ids, cache, :native), do: Model.forward(model, ids, cache)
 
@@ -128,33 +361,8 @@ defmodule Qwen3.Generate do
     end)
   end
 
-  defp sample(%Array{ref: logits}, _opts), do: Native.sample_greedy(logits) |> Native.await_array()
-
   defp async_eval(arrays),
     do: arrays |> Enum.map(& &1.ref) |> Native.array_async_eval() |> Native.await_ok()
-
-  # `token` is being computed; build the next step before reading it.
-  defp decode(state, token, logits, acc, dumped, remaining) do
-    next =
-      if remaining > 1 do
-        with {:ok, next_logits} <- step(state.model, token, state.cache, state.opts[:loop]),
-             {:ok, next_token} <- sample(next_logits, state.opts),
-             :ok <- async_eval([next_token]),
-             do: {:ok, {next_token, next_logits}}
-      end
-
-    with {:ok, [id]} <- Array.to_list(token),
-         {:ok, dumped} <- dump(state.opts, logits, dumped) do
-      state = %{state | first_at: state.first_at || System.monotonic_time()}
-      acc = [id | acc]
-
-      cond do
-        MapSet.member?(state.stop, id) -> {:ok, acc, dumped, :stop, state}
-        remaining == 1 -> {:ok, acc, dumped, :length, state}
-        true -> with {:ok, {t, l}} <- next, do: decode(state, t, l, acc, dumped, remaining - 1)
-      end
-    end
-  end
 
   defp dump(opts, logits, dumped) do
     if opts[:dump_logits] do
@@ -165,24 +373,4 @@ defmodule Qwen3.Generate do
       {:ok, dumped}
     end
   end
-
-  defp finish({:ok, acc, dumped, reason, state}, _state0, cache, started) do
-    now = System.monotonic_time()
-    ms = &(System.convert_time_unit(&1, :native, :microsecond) / 1000)
-    tokens = Enum.reverse(acc)
-    n = length(tokens)
-    prefill_ms = ms.(state.first_at - started)
-
-    timing = %{
-      prefill_ms: prefill_ms,
-      per_token_ms: if(n > 1, do: ms.(now - state.first_at) / (n - 1), else: 0.0),
-      total_ms: ms.(now - started)
-    }
-
-    meta = %{finish_reason: reason, timing: timing, kv_cache: cache}
-    meta = if state.opts[:dump_logits], do: Map.put(meta, :logits, Enum.reverse(dumped)), else: meta
-    {:ok, {tokens, meta}}
-  end
-
-  defp finish({:error, _} = error, _, _, _), do: error
 end

@@ -7,9 +7,18 @@ defmodule Qwen3.KVCache do
   alias Qwen3.Native
 
   @enforce_keys [:ref, :batch_size, :max_len]
-  defstruct [:ref, :batch_size, :max_len]
+  defstruct [:ref, :batch_size, :max_len, tokens: []]
 
-  @type t :: %__MODULE__{ref: reference, batch_size: pos_integer, max_len: pos_integer}
+  @typedoc """
+  `tokens` are the ids the cache holds, as `Qwen3.Generate` last left it (nil: unknown), so
+  a continuation can keep the common prefix and recompute only what changed.
+  """
+  @type t :: %__MODULE__{
+          ref: reference,
+          batch_size: pos_integer,
+          max_len: pos_integer,
+          tokens: [non_neg_integer] | nil
+        }
 
   @doc "Tokens held so far."
   @spec offset(t) :: {:ok, non_neg_integer} | {:error, Qwen3.Error.t()}

@@ -8,9 +8,16 @@ defmodule Qwen3.Model do
   alias Qwen3.{Array, Error, KVCache, Native}
 
   @enforce_keys [:ref, :path, :device, :info]
-  defstruct [:ref, :path, :device, :info]
+  defstruct [:ref, :path, :device, :info, :tokenizer, :chat_template]
 
-  @type t :: %__MODULE__{ref: reference, path: String.t(), device: Array.device(), info: map}
+  @type t :: %__MODULE__{
+          ref: reference,
+          path: String.t(),
+          device: Array.device(),
+          info: map,
+          tokenizer: Qwen3.Tokenizer.t() | nil,
+          chat_template: Qwen3.ChatTemplate.t() | nil
+        }
 
   @doc """
   Loads a Hugging Face model directory (`config.json`, safetensors single or sharded), or a
@@ -23,10 +30,14 @@ defmodule Qwen3.Model do
     * `:quantized` — for quantized checkpoints: `:dense` (dequantize once at load),
       `:packed` (keep 4/8-bit, use quantized matmuls) or `:default` (dense on CPU in f32)
     * `:on_progress` — called with `%{tensors_done:, tensors_total:, bytes_done:, bytes_total:}`
+    * `:tokenizer` — `true` (default) loads `tokenizer.json` and the chat template when the
+      directory has them; `false` skips them
   """
   @spec load(Path.t(), keyword) :: {:ok, t} | {:error, Error.t()}
   def load(path, opts \\ []) do
-    opts = Keyword.validate!(opts, device: :cpu, dtype: nil, quantized: :default, on_progress: nil)
+    opts =
+      Keyword.validate!(opts, device: :cpu, dtype: nil, quantized: :default, on_progress: nil, tokenizer: true)
+
     tag = make_ref()
 
     with {:ok, path} <- Qwen3.Hub.resolve(path),
@@ -34,8 +45,37 @@ defmodule Qwen3.Model do
          {:ok, ref} <-
            Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)
            |> await_with_progress(tag, opts[:on_progress]),
-         {:ok, pairs} <- ref |> Native.model_info() |> Native.await() do
-      {:ok, %__MODULE__{ref: ref, path: path, device: opts[:device], info: Map.new(pairs)}}
+         {:ok, pairs} <- ref |> Native.model_info() |> Native.await(),
+         {:ok, tokenizer, template} <- text_files(path, opts[:tokenizer]) do
+      {:ok,
+       %__MODULE__{
+         ref: ref,
+         path: path,
+         device: opts[:device],
+         info: Map.new(pairs),
+         tokenizer: tokenizer,
+         chat_template: template
+       }}
+    end
+  end
+
+  # The tokenizer and chat template are optional: a bare checkpoint still generates ids.
+  defp text_files(_path, false), do: {:ok, nil, nil}
+
+  defp text_files(path, true) do
+    with {:ok, tokenizer} <-
+           optional(File.regular?(Path.join(path, "tokenizer.json")), &Qwen3.Tokenizer.load/1, path),
+         {:ok, template} <- optional(tokenizer != nil, &template/1, path),
+         do: {:ok, tokenizer, template}
+  end
+
+  defp optional(false, _load, _path), do: {:ok, nil}
+  defp optional(true, load, path), do: load.(path)
+
+  defp template(path) do
+    case Qwen3.ChatTemplate.load(path) do
+      {:error, %Error{kind: :not_found}} -> {:ok, nil}
+      other -> other
     end
   end
 

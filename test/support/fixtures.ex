@@ -31,6 +31,12 @@ defmodule Qwen3.Fixtures do
     Enum.chunk_every(floats, div(length(floats), length(prompts(variant))))
   end
 
+  @doc "Hugging Face `transformers` outputs on the real Qwen3 tokenizer (make_text_fixtures.py)."
+  def text_golden, do: dir() |> Path.join("text/golden.json") |> File.read!() |> Qwen3.JSON.decode!()
+
+  @doc "The tiny model with the real Qwen3 vocabulary, tokenizer and chat template."
+  def chat_model_path, do: path("tiny-chat")
+
   defp golden(variant, file), do: Path.join([path(variant), "golden", file])
 
   defp lines(text),

@@ -1,80 +1,105 @@
 defmodule Mix.Tasks.Qwen3.Generate do
-  @shortdoc "Generates tokens from a Qwen3 checkpoint directory"
+  @shortdoc "Generates text (streamed) or token ids from a Qwen3 checkpoint"
   @moduledoc """
-  Generates from a checkpoint, for people and for checking the model against other
-  implementations (the JSON form is a stable interface).
+  Generates from a checkpoint, for people (streamed text) and for checking the model
+  against other implementations (the JSON form is a stable interface).
 
+      mix qwen3.generate --model DIR --prompt "The capital of France is"
+      mix qwen3.generate --model DIR --chat --prompt "Why is the sky blue?" --no-think
       mix qwen3.generate --model DIR --prompt-ids 1,2,3 --max-new-tokens N \\
         --sampler greedy --format json [--dump-logits FILE]
 
   Options:
-    * `--model DIR` — a Hugging Face model directory (required)
-    * `--prompt-ids IDS` — comma-separated token ids (required until text prompts land)
-    * `--max-new-tokens N` (default 32), `--sampler greedy`
-    * `--device cpu|gpu`, `--dtype f32|bf16|f16`, `--loop elixir|native`
-    * `--format text|json` — `json` prints one object:
-      `{"tokens": [...], "text": null, "finish_reason": "stop"|"length", "timing": {...}}`
+    * `--prompt TEXT` or `--prompt-ids IDS` (comma-separated token ids)
+    * `--chat` — `--prompt` is a user message, rendered with the chat template;
+      `--no-think` turns Qwen3's thinking off
+    * `--format text|json` — `text` (default) streams the text to stdout and timing to
+      stderr; `json` prints one object:
+      `{"tokens": [...], "text": "..." | null, "finish_reason": "stop"|"length", "timing": {...}}`
+      (`text` is null for checkpoints without a tokenizer)
     * `--dump-logits FILE` — the last-position logits of every step, little-endian float32,
       steps × vocab
+    * model and sampling options (defaults: 32 new tokens, greedy):
+
+  #{Qwen3.CLI.usage()}
   """
   use Mix.Task
+  alias Qwen3.CLI
 
-  @switches [
-    model: :string,
+  @extra [
+    prompt: :string,
     prompt_ids: :string,
-    max_new_tokens: :integer,
-    sampler: :string,
-    device: :string,
-    dtype: :string,
-    loop: :string,
+    chat: :boolean,
+    think: :boolean,
     format: :string,
     dump_logits: :string
   ]
 
   @impl true
   def run(argv) do
-    {opts, rest, invalid} = OptionParser.parse(argv, strict: @switches)
-    if rest != [] or invalid != [], do: Mix.raise("unexpected arguments: #{inspect(rest ++ invalid)}")
-    model_dir = opts[:model] || Mix.raise("--model DIR is required")
-    ids = parse_ids(opts[:prompt_ids] || Mix.raise("--prompt-ids is required"))
+    opts = CLI.parse!(argv, @extra)
+    format = opts[:format] || "text"
+    unless format in ["text", "json"], do: Mix.raise("--format must be text or json, got #{format}")
+    model = CLI.load_model!(opts)
+    prompt = prompt!(opts)
 
-    Mix.Task.run("app.start")
+    gen_opts =
+      CLI.generation_opts(opts, max_new_tokens: 32)
+      |> Keyword.put(:dump_logits, opts[:dump_logits] != nil)
+      |> then(
+        &if opts[:chat], do: Keyword.put(&1, :enable_thinking, Keyword.get(opts, :think, true)), else: &1
+      )
 
-    load_opts = [device: atom(opts[:device] || "cpu"), dtype: opts[:dtype] && atom(opts[:dtype])]
-    model = ok_or_raise(Qwen3.Model.load(model_dir, load_opts))
+    result =
+      if format == "text" and model.tokenizer,
+        do: streamed(model, prompt, gen_opts),
+        else: whole(model, prompt, gen_opts)
 
-    gen_opts = [
-      max_new_tokens: opts[:max_new_tokens] || 32,
-      sampler: atom(opts[:sampler] || "greedy"),
-      loop: atom(opts[:loop] || "elixir"),
-      dump_logits: opts[:dump_logits] != nil
-    ]
+    if path = opts[:dump_logits], do: File.write!(path, result.logits)
 
-    {tokens, meta} = ok_or_raise(Qwen3.Generate.generate(ids, model, gen_opts))
-    if path = opts[:dump_logits], do: File.write!(path, meta.logits)
-
-    case opts[:format] || "text" do
+    case format do
       "json" ->
-        IO.puts(
-          Qwen3.JSON.encode(%{
-            tokens: tokens,
-            text: nil,
-            finish_reason: meta.finish_reason,
-            timing: meta.timing
-          })
-        )
+        out = Map.take(result, [:tokens, :text, :finish_reason, :timing])
+        IO.puts(Qwen3.JSON.encode!(out))
 
       "text" ->
-        IO.puts(Enum.join(tokens, " "))
-        t = meta.timing
+        if model.tokenizer, do: IO.puts(""), else: IO.puts(Enum.join(result.tokens, " "))
+        IO.puts(:stderr, CLI.format_timing(result))
+    end
+  end
 
-        IO.puts(
-          :stderr,
-          "#{meta.finish_reason}: prefill #{round(t.prefill_ms)} ms, #{Float.round(t.per_token_ms, 2)} ms/token"
-        )
+  defp prompt!(opts) do
+    cond do
+      opts[:prompt_ids] -> parse_ids(opts[:prompt_ids])
+      opts[:prompt] && opts[:chat] -> [%{role: "user", content: opts[:prompt]}]
+      opts[:prompt] -> opts[:prompt]
+      true -> Mix.raise("--prompt TEXT or --prompt-ids IDS is required")
+    end
+  end
 
-      other ->
-        Mix.raise("--format must be text or json, got #{other}")
+  defp whole(model, prompt, gen_opts) do
+    case Qwen3.generate(model, prompt, gen_opts) do
+      {:ok, result} -> result
+      {:error, e} -> Mix.raise(Exception.message(e))
+    end
+  end
+
+  defp streamed(model, prompt, gen_opts) do
+    {:ok, ref} = Qwen3.stream_to(self(), model, prompt, gen_opts)
+    print_until_done(ref)
+  end
+
+  defp print_until_done(ref) do
+    receive do
+      {^ref, {:token, text, _id}} ->
+        IO.write(text)
+        print_until_done(ref)
+
+      {^ref, {:done, result}} ->
+        result
+
+      {^ref, {:error, e}} ->
+        Mix.raise(Exception.message(e))
     end
   end
 
@@ -88,9 +113,4 @@ defmodule Mix.Tasks.Qwen3.Generate do
       end
     end)
   end
-
-  defp atom(s) when is_binary(s), do: String.to_atom(s)
-
-  defp ok_or_raise({:ok, value}), do: value
-  defp ok_or_raise({:error, e}), do: Mix.raise(Exception.message(e))
 end

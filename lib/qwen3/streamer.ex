@@ -1,0 +1,37 @@
+defmodule Qwen3.Streamer do
+  @moduledoc false
+  # The task behind `Qwen3.stream_to/4`: generates token by token, sends each to the
+  # receiver, and stops as soon as the receiver is gone.
+
+  alias Qwen3.Generate
+
+  def run(pid, ref, ids, model, opts) do
+    {:ok, _} = Registry.register(Qwen3.Registry, ref, pid)
+    monitor = Process.monitor(pid)
+
+    case Generate.start(ids, model, opts) do
+      {:ok, gen} -> loop(gen, pid, ref, monitor)
+      {:error, e} -> send(pid, {ref, {:error, e}})
+    end
+  end
+
+  defp loop(gen, pid, ref, monitor) do
+    receive do
+      {:DOWN, ^monitor, :process, _, _} -> :receiver_gone
+    after
+      0 ->
+        case Generate.next(gen) do
+          {:token, id, text, gen} ->
+            send(pid, {ref, {:token, text, id}})
+            loop(gen, pid, ref, monitor)
+
+          {:done, gen} ->
+            {tokens, meta} = Generate.result(gen)
+            send(pid, {ref, {:done, meta |> Map.put(:tokens, tokens) |> Map.put_new(:text, nil)}})
+
+          {:error, e} ->
+            send(pid, {ref, {:error, e}})
+        end
+    end
+  end
+end
