@@ -39,7 +39,8 @@ defmodule Mix.Tasks.Qwen3.Chat do
       system: system,
       messages: system,
       think: true,
-      cache: nil
+      cache: nil,
+      echo: opts[:echo] || false
     })
   end
 
