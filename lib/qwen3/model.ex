@@ -32,15 +32,26 @@ defmodule Qwen3.Model do
     * `:on_progress` — called with `%{tensors_done:, tensors_total:, bytes_done:, bytes_total:}`
     * `:tokenizer` — `true` (default) loads `tokenizer.json` and the chat template when the
       directory has them; `false` skips them
+    * `:download` — for a repo id that is not cached: download it (default: unless
+      `HF_HUB_OFFLINE` is set; see `Qwen3.Hub`)
   """
   @spec load(Path.t(), keyword) :: {:ok, t} | {:error, Error.t()}
   def load(path, opts \\ []) do
     opts =
-      Keyword.validate!(opts, device: :cpu, dtype: nil, quantized: :default, on_progress: nil, tokenizer: true)
+      Keyword.validate!(opts,
+        device: :cpu,
+        dtype: nil,
+        quantized: :default,
+        on_progress: nil,
+        tokenizer: true,
+        download: nil
+      )
 
     tag = make_ref()
 
-    with {:ok, path} <- Qwen3.Hub.resolve(path),
+    hub_opts = if opts[:download] == nil, do: [], else: [download: opts[:download]]
+
+    with {:ok, path} <- Qwen3.Hub.resolve(path, hub_opts),
          path = Path.expand(path),
          {:ok, ref} <-
            Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)

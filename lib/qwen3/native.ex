@@ -85,6 +85,7 @@ defmodule Qwen3.Native do
   def chat_template_new(_source), do: nif_error()
   def chat_template_render(_template, _context), do: nif_error()
   def json_decode(_text), do: nif_error()
+  def hub_download(_repo, _revision, _endpoint, _cache_dir, _progress_pid, _tag), do: nif_error()
   def json_encode(_term, _pretty), do: nif_error()
 
   def device_available(_device), do: nif_error()

@@ -59,9 +59,16 @@ fn graph_filters_match_the_host_implementation() {
                 assert!(kept < rows * vocab, "{spec:?} drops something");
             }
             for (j, (g, h)) in graph.iter().zip(&host).enumerate() {
-                assert_eq!(g.is_finite(), h.is_finite(), "{spec:?}: token {j} kept differently");
+                assert_eq!(
+                    g.is_finite(),
+                    h.is_finite(),
+                    "{spec:?}: token {j} kept differently"
+                );
                 if h.is_finite() {
-                    assert!((g - h).abs() <= 1e-5 * h.abs().max(1.0), "{spec:?}: {g} vs {h} at {j}");
+                    assert!(
+                        (g - h).abs() <= 1e-5 * h.abs().max(1.0),
+                        "{spec:?}: {g} vs {h} at {j}"
+                    );
                 }
             }
         }
@@ -83,9 +90,9 @@ fn check_frequencies(placement: Placement) {
         let mut expected = base.to_vec();
         host_filtered_logits(&spec, &mut expected, &[]);
         let probs = qwen3::sampler::host_probabilities(&expected);
-        let n = 4000;
+        let n: i32 = 4000;
         let logits: Vec<f32> = (0..n).flat_map(|_| base).collect();
-        let x = Array::from_slice(&logits, &[n as i32, vocab as i32])?;
+        let x = Array::from_slice(&logits, &[n, vocab as i32])?;
         let drawn = Sampler::new(spec, &[])?.sample(&x)?.to_vec::<u32>()?;
         let mut counts = vec![0usize; vocab];
         drawn.iter().for_each(|&t| counts[t as usize] += 1);
@@ -95,10 +102,16 @@ fn check_frequencies(placement: Placement) {
             if p == 0.0 {
                 assert_eq!(c, 0, "{placement:?}: dropped token {t} was drawn");
             } else {
-                assert!((freq - p).abs() <= 5.0 * sd, "{placement:?}: token {t} {freq} vs {p}");
+                assert!(
+                    (freq - p).abs() <= 5.0 * sd,
+                    "{placement:?}: token {t} {freq} vs {p}"
+                );
             }
         }
-        assert!(probs.iter().filter(|&&p| p == 0.0).count() >= 2, "the filters dropped tokens");
+        assert!(
+            probs.iter().filter(|&&p| p == 0.0).count() >= 2,
+            "the filters dropped tokens"
+        );
         Ok(())
     });
 }
@@ -116,7 +129,10 @@ fn host_sampler_frequencies_follow_the_filtered_distribution() {
 fn sequence(placement: Placement, seed: u64, penalty: f32) -> Vec<u32> {
     on_cpu(move || {
         let vocab = 50;
-        let logits = random_logits(1, vocab, 99).iter().map(|v| v * 0.2).collect::<Vec<_>>();
+        let logits = random_logits(1, vocab, 99)
+            .iter()
+            .map(|v| v * 0.2)
+            .collect::<Vec<_>>();
         let x = Array::from_slice(&logits, &[1, vocab as i32])?;
         let spec = SamplerSpec {
             placement,
@@ -137,7 +153,11 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
     for placement in [Placement::Graph, Placement::Host] {
         for penalty in [1.0, 1.2] {
             let a = sequence(placement, 42, penalty);
-            assert_eq!(a, sequence(placement, 42, penalty), "{placement:?} is reproducible");
+            assert_eq!(
+                a,
+                sequence(placement, 42, penalty),
+                "{placement:?} is reproducible"
+            );
             assert_ne!(a, sequence(placement, 43, penalty), "{placement:?} seeds differ");
         }
     }

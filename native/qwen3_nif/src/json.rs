@@ -5,8 +5,8 @@ use rustler::{Env, Term};
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn json_decode<'a>(env: Env<'a>, text: rustler::Binary<'a>) -> NifResult<Term<'a>> {
-    let value: serde_json::Value = serde_json::from_slice(text.as_slice())
-        .map_err(|e| NifError::new("invalid_json", e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(text.as_slice()).map_err(|e| NifError::new("invalid_json", e.to_string()))?;
     rustler::serde::to_term(env, value).map_err(|e| NifError::invalid(e.to_string()))
 }
 

@@ -6,6 +6,7 @@ mod chat_template;
 mod device;
 mod dispatch;
 mod error;
+mod hub;
 mod json;
 mod model;
 mod reply;

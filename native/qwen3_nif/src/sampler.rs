@@ -46,7 +46,11 @@ impl From<SpecMap> for SamplerSpec {
             min_p: m.min_p as f32,
             repetition_penalty: m.repetition_penalty as f32,
             repetition_context: m.repetition_context as usize,
-            placement: if m.on_host { Placement::Host } else { Placement::Graph },
+            placement: if m.on_host {
+                Placement::Host
+            } else {
+                Placement::Graph
+            },
             seed: m.seed,
         }
     }

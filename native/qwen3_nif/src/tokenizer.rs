@@ -21,8 +21,8 @@ fn tokenizer_load(path: String) -> NifResult<ResourceArc<TokenizerRef>> {
     if !std::path::Path::new(&path).is_file() {
         return Err(NifError::new("io", format!("no tokenizer file at {path}")));
     }
-    let tokenizer = Tokenizer::from_file(&path)
-        .map_err(|e| NifError::new("invalid_file", format!("{path}: {e}")))?;
+    let tokenizer =
+        Tokenizer::from_file(&path).map_err(|e| NifError::new("invalid_file", format!("{path}: {e}")))?;
     Ok(ResourceArc::new(TokenizerRef { tokenizer }))
 }
 

@@ -10,7 +10,11 @@ use std::collections::BTreeSet;
 pub fn filtered_logits(spec: &SamplerSpec, row: &mut [f32], recent: &[u32]) {
     if spec.repetition_penalty != 1.0 {
         let vocab = row.len();
-        let seen: BTreeSet<usize> = recent.iter().map(|&t| t as usize).filter(|&t| t < vocab).collect();
+        let seen: BTreeSet<usize> = recent
+            .iter()
+            .map(|&t| t as usize)
+            .filter(|&t| t < vocab)
+            .collect();
         for id in seen {
             let v = row[id];
             row[id] = if v < 0.0 {

@@ -61,7 +61,11 @@ impl SamplerSpec {
     pub fn validate(&self) -> Result<()> {
         let finite = |x: f32| x.is_finite();
         if !finite(self.temperature) || self.temperature < 0.0 {
-            bail!(InvalidArgument, "temperature must be >= 0, got {}", self.temperature);
+            bail!(
+                InvalidArgument,
+                "temperature must be >= 0, got {}",
+                self.temperature
+            );
         }
         if !finite(self.top_p) || self.top_p <= 0.0 || self.top_p > 1.0 {
             bail!(InvalidArgument, "top_p must be in (0, 1], got {}", self.top_p);
@@ -192,10 +196,16 @@ impl Sampler {
 fn graph_history(rows: &[Vec<u32>]) -> Result<History> {
     let n = rows.first().map_or(0, Vec::len);
     if rows.iter().any(|r| r.len() != n) {
-        bail!(InvalidArgument, "every batch row needs the same number of history tokens");
+        bail!(
+            InvalidArgument,
+            "every batch row needs the same number of history tokens"
+        );
     }
     let flat: Vec<u32> = rows.concat();
-    Ok(History::Graph(Array::from_slice(&flat, &[rows.len() as i32, n as i32])?))
+    Ok(History::Graph(Array::from_slice(
+        &flat,
+        &[rows.len() as i32, n as i32],
+    )?))
 }
 
 /// The last position's logits as `[B, V]`.
@@ -206,7 +216,10 @@ pub fn last_logits(logits: &Array) -> Result<Array> {
         3 => Ok(logits
             .slice(&[0, shape[1] - 1, 0], &shape)?
             .reshape(&[shape[0], shape[2]])?),
-        _ => bail!(InvalidArgument, "logits must be [B, V] or [B, L, V], got {shape:?}"),
+        _ => bail!(
+            InvalidArgument,
+            "logits must be [B, V] or [B, L, V], got {shape:?}"
+        ),
     }
 }
 
