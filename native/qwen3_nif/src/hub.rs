@@ -1,6 +1,7 @@
 //! Downloading a checkpoint from the Hugging Face Hub (`hf-hub` crate; endpoint "" means
 //! the default hub) into the standard cache layout. It runs on its own thread: the NIF
-//! returns a reference at once, progress arrives as `{tag, {:download, file, bytes_done, bytes_total}}` and the end as
+//! returns a reference at once, progress arrives as
+//! `{tag, {:download, file, bytes_done, bytes_total}}` and the end as
 //! `{ref, {:ok, snapshot_dir} | {:error, {kind, message}}}`.
 
 use crate::error::{NifError, NifResult};
