@@ -66,6 +66,21 @@ defmodule Qwen3.CLI do
 
   def atom(s), do: String.to_atom(s)
 
+  @doc "Writes a `Qwen3.stream_to/4` generation's text as it arrives; returns its result."
+  def print_stream(ref) do
+    receive do
+      {^ref, {:token, text, _id}} ->
+        IO.write(text)
+        print_stream(ref)
+
+      {^ref, {:done, result}} ->
+        {:ok, result}
+
+      {^ref, {:error, e}} ->
+        {:error, e}
+    end
+  end
+
   def format_timing(%{timing: nil}), do: ""
 
   def format_timing(%{timing: t, finish_reason: reason, tokens: tokens}) do

@@ -83,7 +83,7 @@ defmodule Mix.Tasks.Qwen3.Chat do
     opts = Keyword.merge(state.gen_opts, enable_thinking: state.think, kv_cache: cache)
     {:ok, ref} = Qwen3.stream_to(self(), state.model, messages, opts)
 
-    case receive_reply(ref) do
+    case CLI.print_stream(ref) do
       {:ok, result} ->
         IO.puts("")
         IO.puts(:stderr, "[#{CLI.format_timing(result)}]")
@@ -95,20 +95,6 @@ defmodule Mix.Tasks.Qwen3.Chat do
       {:error, e} ->
         IO.puts("\n(error: #{Exception.message(e)})")
         loop(state)
-    end
-  end
-
-  defp receive_reply(ref) do
-    receive do
-      {^ref, {:token, text, _id}} ->
-        IO.write(text)
-        receive_reply(ref)
-
-      {^ref, {:done, result}} ->
-        {:ok, result}
-
-      {^ref, {:error, e}} ->
-        {:error, e}
     end
   end
 end

@@ -86,20 +86,10 @@ defmodule Mix.Tasks.Qwen3.Generate do
 
   defp streamed(model, prompt, gen_opts) do
     {:ok, ref} = Qwen3.stream_to(self(), model, prompt, gen_opts)
-    print_until_done(ref)
-  end
 
-  defp print_until_done(ref) do
-    receive do
-      {^ref, {:token, text, _id}} ->
-        IO.write(text)
-        print_until_done(ref)
-
-      {^ref, {:done, result}} ->
-        result
-
-      {^ref, {:error, e}} ->
-        Mix.raise(Exception.message(e))
+    case CLI.print_stream(ref) do
+      {:ok, result} -> result
+      {:error, e} -> Mix.raise(Exception.message(e))
     end
   end
 
