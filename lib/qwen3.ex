@@ -56,12 +56,16 @@ defmodule Qwen3 do
   """
   @spec chat(Model.t(), [ChatTemplate.message()], keyword) :: {:ok, map} | {:error, Error.t()}
   def chat(%Model{} = model, [_ | _] = messages, opts \\ []) do
-    with {:ok, result} <- generate(model, messages, opts) do
-      {thinking, content} = split_thinking(result.text || "")
-      reply = %{role: "assistant", content: content}
-      reply = if thinking, do: Map.put(reply, :reasoning_content, thinking), else: reply
-      {:ok, Map.merge(result, %{content: content, thinking: thinking, messages: messages ++ [reply]})}
-    end
+    with {:ok, result} <- generate(model, messages, opts), do: {:ok, chat_reply(messages, result)}
+  end
+
+  @doc false
+  # A generation result as a chat turn: the answer, the think part, the longer conversation.
+  def chat_reply(messages, result) do
+    {thinking, content} = split_thinking(result.text || "")
+    reply = %{role: "assistant", content: content}
+    reply = if thinking, do: Map.put(reply, :reasoning_content, thinking), else: reply
+    Map.merge(result, %{content: content, thinking: thinking, messages: messages ++ [reply]})
   end
 
   def chat!(model, messages, opts \\ []), do: bang(chat(model, messages, opts))

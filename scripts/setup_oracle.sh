@@ -3,13 +3,14 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-stamp="$QWEN3_ORACLE_VENV/.qwen3-$MLX_VERSION-$MLX_LM_VERSION"
+stamp="$QWEN3_ORACLE_VENV/.qwen3-$MLX_VERSION-$MLX_LM_VERSION-$TRANSFORMERS_VERSION-$JINJA2_VERSION"
 if [ ! -f "$stamp" ]; then
   echo "==> building the mlx-lm oracle venv"
   rm -rf "$QWEN3_ORACLE_VENV"
   python3 -m venv "$QWEN3_ORACLE_VENV"
   extra=cpu; [ "$(uname -s)" = Darwin ] && extra=metal
-  "$QWEN3_ORACLE_VENV/bin/pip" install -q "mlx[$extra]==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION"
+  "$QWEN3_ORACLE_VENV/bin/pip" install -q "mlx[$extra]==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION" \
+    "transformers==$TRANSFORMERS_VERSION" "jinja2==$JINJA2_VERSION"
   touch "$stamp"
 fi
 # Same BLAS as ours, so side-by-side timings compare the models, not the BLAS.

@@ -105,16 +105,12 @@ defmodule Qwen3.Generate do
           {:error, e} -> raise e
         end
       end,
-      fn
-        :done ->
-          {:halt, :done}
-
-        gen ->
-          case next(gen) do
-            {:token, id, text, gen} -> {[{id, text}], gen}
-            {:done, _gen} -> {:halt, :done}
-            {:error, e} -> raise e
-          end
+      fn gen ->
+        case next(gen) do
+          {:token, id, text, gen} -> {[{id, text}], gen}
+          {:done, gen} -> {:halt, gen}
+          {:error, e} -> raise e
+        end
       end,
       fn _ -> :ok end
     )
@@ -266,8 +262,8 @@ defmodule Qwen3.Generate do
   end
 
   defp validate!(opts, model) do
-    positive!(opts, :max_new_tokens)
-    positive!(opts, :max_len)
+    Sampler.check!(opts, :max_new_tokens, &(is_integer(&1) and &1 >= 1), "a positive integer")
+    Sampler.check!(opts, :max_len, &(is_integer(&1) and &1 >= 1), "a positive integer")
 
     unless opts[:loop] in [:elixir, :native],
       do: raise(ArgumentError, ":loop must be :elixir or :native, got #{inspect(opts[:loop])}")
@@ -285,11 +281,6 @@ defmodule Qwen3.Generate do
       do: raise(ArgumentError, ":kv_cache must be a Qwen3.KVCache, got #{inspect(opts[:kv_cache])}")
 
     Sampler.spec!(opts)
-  end
-
-  defp positive!(opts, key) do
-    unless is_integer(opts[key]) and opts[key] >= 1,
-      do: raise(ArgumentError, "#{inspect(key)} must be a positive integer, got #{inspect(opts[key])}")
   end
 
   @doc false

@@ -67,7 +67,9 @@ defmodule Qwen3.Sampler do
     }
   end
 
-  defp check!(opts, key, valid?, expected) do
+  @doc false
+  # Raises `ArgumentError` naming `key` unless `valid?` holds for its value.
+  def check!(opts, key, valid?, expected) do
     unless valid?.(opts[key]),
       do: raise(ArgumentError, "#{inspect(key)} must be #{expected}, got #{inspect(opts[key])}")
   end

@@ -87,10 +87,7 @@ defmodule Mix.Tasks.Qwen3.Chat do
       {:ok, result} ->
         IO.puts("")
         IO.puts(:stderr, "[#{CLI.format_timing(result)}]")
-        {thinking, content} = Qwen3.split_thinking(result.text)
-        reply = %{role: "assistant", content: content}
-        reply = if thinking, do: Map.put(reply, :reasoning_content, thinking), else: reply
-        loop(%{state | messages: messages ++ [reply], cache: result.kv_cache})
+        loop(%{state | messages: Qwen3.chat_reply(messages, result).messages, cache: result.kv_cache})
 
       {:error, e} ->
         IO.puts("\n(error: #{Exception.message(e)})")

@@ -60,7 +60,7 @@ impl From<SpecMap> for SamplerSpec {
 #[rustler::nif]
 fn sampler_new(env: Env, device: Atom, spec: SpecMap, history: Vec<Vec<u32>>) -> Term {
     let spec = SamplerSpec::from(spec);
-    let worker = match worker_for(device, env).and_then(|w| Ok(spec.validate().map(|_| w)?)) {
+    let worker = match worker_for(device, env) {
         Ok(w) => w,
         Err(e) => return immediate_error(env, e),
     };
