@@ -44,6 +44,11 @@ void bind_thread_to_device(bool gpu) {
   mx::Device d = gpu ? mx::Device::gpu : mx::Device::cpu;
   if (!mx::is_available(d)) throw std::runtime_error(gpu ? "no GPU in this MLX build" : "no CPU");
   thread_device = d;
+  // Touch the allocator, scheduler and stream now, so MLX registers their static destructors
+  // before the worker registers its exit guard (atexit runs handlers last-registered first).
+  auto warm = mx::add(mx::ones({2}, mx::float32, d), mx::ones({2}, mx::float32, d), d);
+  mx::eval(warm);
+  mx::synchronize(mx::default_stream(d));
 }
 
 bool device_available(bool gpu) { return mx::is_available(gpu ? mx::Device::gpu : mx::Device::cpu); }

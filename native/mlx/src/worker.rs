@@ -6,6 +6,7 @@ use crate::ffi::bridge;
 use parking_lot::Mutex;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
@@ -45,6 +46,8 @@ pub struct Worker {
     device: Device,
     thread: ThreadId,
     jobs: Sender<Job>,
+    /// Held while a job runs; the exit guard takes it for good (see [`stop_workers_at_exit`]).
+    running: Arc<Mutex<()>>,
 }
 
 static WORKERS: Mutex<Vec<Arc<Worker>>> = Mutex::new(Vec::new());
@@ -70,17 +73,28 @@ impl Worker {
         }
         let (jobs, inbox) = channel::<Job>();
         let (ready_tx, ready) = channel();
+        let running = Arc::new(Mutex::new(()));
+        let lock = running.clone();
         let handle = thread::Builder::new()
             .name(format!("mlx-{}", device.name()))
             .spawn(move || {
                 let bound = bridge::bind_thread_to_device(device == Device::Gpu).map_err(Error::from);
                 let ok = bound.is_ok();
+                if ok {
+                    register_exit_guard();
+                }
                 let _ = ready_tx.send(bound);
                 if !ok {
                     return;
                 }
                 // A job that panics loses only itself; callers reply from inside their job.
                 while let Ok(job) = inbox.recv() {
+                    let _running = lock.lock();
+                    if EXITING.load(Ordering::Acquire) {
+                        // The process is exiting: MLX's statics may already be gone.
+                        std::mem::forget(job);
+                        continue;
+                    }
                     let _ = catch_unwind(AssertUnwindSafe(job));
                 }
             })
@@ -89,7 +103,12 @@ impl Worker {
         ready
             .recv()
             .map_err(|_| Error::WorkerGone("MLX worker died while starting".into()))??;
-        Ok(Worker { device, thread, jobs })
+        Ok(Worker {
+            device,
+            thread,
+            jobs,
+            running,
+        })
     }
 
     pub fn device(&self) -> Device {
@@ -122,6 +141,33 @@ impl Worker {
         })?;
         rx.recv()
             .map_err(|_| Error::WorkerGone("the worker dropped the job".into()))?
+    }
+}
+
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+/// Registered by each worker after MLX has built its statics, so it runs before their
+/// destructors: the VM's `exit()` would otherwise free MLX's allocator while a worker is
+/// still dropping arrays (heap corruption at shutdown).
+fn register_exit_guard() {
+    // SAFETY: `stop_workers_at_exit` is a plain function that lives as long as the process.
+    unsafe { atexit(stop_workers_at_exit) };
+}
+
+extern "C" fn stop_workers_at_exit() {
+    if EXITING.swap(true, Ordering::AcqRel) {
+        return; // each worker registered this guard; the first call does the work
+    }
+    let Some(workers) = WORKERS.try_lock_for(std::time::Duration::from_secs(5)) else {
+        return;
+    };
+    for worker in workers.iter().filter(|w| !w.is_current()) {
+        // Wait for the job in progress; the guard is leaked so no other job ever starts.
+        std::mem::forget(worker.running.lock());
     }
 }
 
