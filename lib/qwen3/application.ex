@@ -6,11 +6,27 @@ defmodule Qwen3.Application do
 
   @impl true
   def start(_type, _args) do
+    :ok = apply_memory_limits()
+
     children = [
       {Registry, keys: :unique, name: Qwen3.Registry},
       {Task.Supervisor, name: Qwen3.TaskSupervisor}
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Qwen3.Supervisor)
+  end
+
+  # `config :qwen3, cache_limit: bytes, memory_limit: bytes` caps MLX on the CPU device
+  # from the start (see `Qwen3.Memory` to change them at run time).
+  defp apply_memory_limits do
+    for {key, set} <- [
+          cache_limit: &Qwen3.Memory.set_cache_limit/1,
+          memory_limit: &Qwen3.Memory.set_memory_limit/1
+        ],
+        bytes = Application.get_env(:qwen3, key) do
+      {:ok, _previous} = set.(bytes)
+    end
+
+    :ok
   end
 end

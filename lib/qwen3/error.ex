@@ -8,7 +8,10 @@ defmodule Qwen3.Error do
     * `:mlx` — MLX itself rejected the operation (its message is kept)
     * `:wrong_device` — arrays from different devices were combined
     * `:device_unavailable` — the device is not in this MLX build
-    * `:io`, `:invalid_file`, `:invalid_config`, `:missing_tensor` — loading problems
+    * `:io`, `:not_found`, `:invalid_file`, `:invalid_config`, `:missing_tensor` — loading problems
+    * `:empty_prompt` — nothing to generate from
+    * `:cache_overflow` — the prompt (or conversation) does not fit the KV cache
+    * `:timeout` — a generation passed its `:timeout`
     * `:worker_gone` — the device worker has stopped
   """
   defexception [:kind, :message]

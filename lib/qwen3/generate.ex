@@ -18,7 +18,8 @@ defmodule Qwen3.Generate do
               stop: [],
               skip_special_tokens: true,
               dump_logits: false,
-              profile_timing: true
+              profile_timing: true,
+              timeout: :infinity
             ] ++ Sampler.defaults()
 
   @doc "The options `generate/3` accepts, with their defaults."
@@ -36,6 +37,8 @@ defmodule Qwen3.Generate do
     :pending,
     :remaining,
     :started,
+    :deadline,
+    :owns_cache,
     :first_at,
     :finished_at,
     :finish_reason,
@@ -71,6 +74,12 @@ defmodule Qwen3.Generate do
     * `:skip_special_tokens` (true) — for the text
     * `:dump_logits` — adds `:logits`, one float32 binary of last-position logits per token
     * `:profile_timing` (true) — `:timing` is nil when false
+    * `:timeout` (`:infinity`) — milliseconds for the whole generation; past it, the next
+      token read returns `{:error, %Qwen3.Error{kind: :timeout}}` and a cache this call made
+      is released at once (a step already computing finishes first)
+
+  An empty prompt is `{:error, %Qwen3.Error{kind: :empty_prompt}}`; one longer than the
+  cache is `:cache_overflow`; token ids outside the vocabulary are `:invalid_argument`.
   """
   @spec generate(input, Model.t(), keyword) :: {:ok, {[integer], map}} | {:error, Error.t()}
   def generate(input_ids, %Model{} = model, opts \\ []) do
@@ -123,10 +132,10 @@ defmodule Qwen3.Generate do
     ids = normalize_ids(input_ids)
     started = System.monotonic_time()
 
-    with {:ok, cache, new_ids} <- prepare_cache(model, ids, opts),
+    with :ok <- check_ids(ids, model.info.vocab_size),
+         {:ok, cache, new_ids} <- prepare_cache(model, ids, opts),
          {:ok, sampler} <- Sampler.new(model, spec, opts, ids),
          {:ok, prompt} <- Array.from_list([new_ids], dtype: :s32, device: model.device),
-         :ok <- Model.check_ids(model, prompt),
          {:ok, logits} <- step(model, prompt, cache, opts[:loop]),
          {:ok, token} <- Sampler.sample(sampler, logits),
          :ok <- async_eval([token]) do
@@ -149,7 +158,9 @@ defmodule Qwen3.Generate do
          input_ids: ids,
          pending: {token, logits},
          remaining: min(opts[:max_new_tokens], room),
-         started: started
+         started: started,
+         deadline: deadline(started, opts[:timeout]),
+         owns_cache: opts[:kv_cache] == nil
        }}
     end
   end
@@ -162,7 +173,12 @@ defmodule Qwen3.Generate do
   @spec next(t) :: {:token, integer, String.t(), t} | {:done, t} | {:error, Error.t()}
   def next(%__MODULE__{finish_reason: reason} = gen) when reason != nil, do: {:done, gen}
 
-  def next(%__MODULE__{pending: {token, logits}} = gen) do
+  def next(gen), do: if(expired?(gen), do: time_out(gen), else: read_next(gen))
+
+  defp expired?(%__MODULE__{deadline: nil}), do: false
+  defp expired?(%__MODULE__{deadline: deadline}), do: System.monotonic_time() > deadline
+
+  defp read_next(%__MODULE__{pending: {token, logits}} = gen) do
     upcoming = if gen.remaining > 1, do: build_next(gen, token)
 
     with {:ok, [id]} <- Array.to_list(token),
@@ -217,6 +233,37 @@ defmodule Qwen3.Generate do
     end
   end
 
+  defp time_out(gen) do
+    if gen.owns_cache, do: KVCache.release(gen.cache)
+    ms = System.convert_time_unit(System.monotonic_time() - gen.started, :native, :millisecond)
+
+    {:error,
+     %Error{
+       kind: :timeout,
+       message:
+         "generation passed its #{gen.opts[:timeout]} ms timeout (#{ms} ms, #{length(gen.tokens)} tokens)"
+     }}
+  end
+
+  defp deadline(_started, :infinity), do: nil
+  defp deadline(started, ms), do: started + System.convert_time_unit(ms, :millisecond, :native)
+
+  defp check_ids([], _vocab), do: {:error, %Error{kind: :empty_prompt, message: "the prompt has no tokens"}}
+
+  defp check_ids(ids, vocab) do
+    case Enum.find(ids, &(&1 >= vocab)) do
+      nil ->
+        :ok
+
+      id ->
+        {:error,
+         %Error{
+           kind: :invalid_argument,
+           message: "token id #{id} is outside the vocabulary (0..#{vocab - 1})"
+         }}
+    end
+  end
+
   @doc "`{new_token_ids, meta}` of a finished generation (see `generate/3`)."
   @spec result(t) :: {[integer], map}
   def result(%__MODULE__{finish_reason: reason} = gen) when reason != nil do
@@ -265,6 +312,13 @@ defmodule Qwen3.Generate do
     Sampler.check!(opts, :max_new_tokens, &(is_integer(&1) and &1 >= 1), "a positive integer")
     Sampler.check!(opts, :max_len, &(is_integer(&1) and &1 >= 1), "a positive integer")
 
+    Sampler.check!(
+      opts,
+      :timeout,
+      &(&1 == :infinity or (is_integer(&1) and &1 >= 0)),
+      ":infinity or milliseconds (a non-negative integer)"
+    )
+
     unless opts[:loop] in [:elixir, :native],
       do: raise(ArgumentError, ":loop must be :elixir or :native, got #{inspect(opts[:loop])}")
 
@@ -292,15 +346,14 @@ defmodule Qwen3.Generate do
 
   def normalize_ids([row]) when is_list(row), do: normalize_ids(row)
 
-  def normalize_ids(ids) when is_list(ids) and ids != [] do
+  def normalize_ids(ids) when is_list(ids) do
     if Enum.all?(ids, &(is_integer(&1) and &1 >= 0)),
       do: ids,
       else: raise(ArgumentError, "input_ids must be non-negative integers, got #{inspect(ids, limit: 8)}")
   end
 
   def normalize_ids(other),
-    do:
-      raise(ArgumentError, "input_ids must be a non-empty list of token ids, got #{inspect(other, limit: 8)}")
+    do: raise(ArgumentError, "input_ids must be a list of token ids, got #{inspect(other, limit: 8)}")
 
   # A fresh cache, or the given one with what it holds that `ids` does not start with removed.
   defp prepare_cache(model, ids, opts) do

@@ -28,6 +28,12 @@ defmodule Qwen3.KVCache do
   def truncate(%__MODULE__{ref: ref}, len) when is_integer(len),
     do: Native.cache_truncate(ref, len) |> Native.await_ok()
 
+  @doc """
+  Frees the cache's buffers now rather than when the garbage collector drops the last
+  reference; later calls with it return an `:invalid_argument` error.
+  """
+  def release(%__MODULE__{ref: ref}), do: ref |> Native.cache_release() |> Native.await_ok()
+
   @doc "Declares how many padding slots start each row (batches of unequal prompts)."
   def set_left_padding(%__MODULE__{ref: ref}, padding) when is_list(padding),
     do: Native.cache_set_left_padding(ref, padding) |> Native.await_ok()

@@ -2,6 +2,11 @@ defmodule Qwen3.Memory do
   @moduledoc """
   MLX's allocator: bytes held by live arrays (`:active`), the high-water mark (`:peak`) and
   buffers kept for reuse (`:cache`), with limits and a cache flush.
+
+  Freed buffers stay in MLX's cache for reuse, so a process's memory does not shrink by
+  itself after a generation ends. Cap it with `set_cache_limit/2` (or `config :qwen3,
+  cache_limit: bytes`, applied when the application starts) and empty it with
+  `clear_cache/1`. `config :qwen3, memory_limit: bytes` caps all allocations.
   """
 
   alias Qwen3.Native
@@ -29,4 +34,21 @@ defmodule Qwen3.Memory do
   @doc "Caps all MLX allocations at `bytes`; returns the previous limit."
   def set_memory_limit(bytes, device \\ :cpu) when is_integer(bytes) and bytes >= 0,
     do: Native.memory_set_memory_limit(device, bytes) |> Native.await()
+
+  @doc """
+  This OS process's resident set size in bytes (MLX buffers, the BEAM and everything else):
+  from `/proc` on Linux, from `ps` elsewhere.
+  """
+  @spec rss() :: non_neg_integer
+  def rss do
+    case File.read("/proc/self/status") do
+      {:ok, status} ->
+        [kb] = Regex.run(~r/VmRSS:\s+(\d+) kB/, status, capture: :all_but_first)
+        String.to_integer(kb) * 1024
+
+      {:error, _} ->
+        {out, 0} = System.cmd("ps", ["-o", "rss=", "-p", System.pid()])
+        out |> String.trim() |> String.to_integer() |> Kernel.*(1024)
+    end
+  end
 end

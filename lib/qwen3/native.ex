@@ -70,6 +70,7 @@ defmodule Qwen3.Native do
   def cache_offset(_cache), do: nif_error()
   def cache_truncate(_cache, _len), do: nif_error()
   def cache_set_left_padding(_cache, _padding), do: nif_error()
+  def cache_release(_cache), do: nif_error()
 
   def sampler_new(_device, _spec, _history), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()

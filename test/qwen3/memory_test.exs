@@ -3,6 +3,7 @@ defmodule Qwen3.MemoryTest do
   use ExUnit.Case, async: false
 
   alias Qwen3.Array, as: A
+  import Qwen3.MemoryHelpers
 
   test "an array held by a process that dies is freed on the worker" do
     baseline = Qwen3.Memory.stats!().active
@@ -34,18 +35,5 @@ defmodule Qwen3.MemoryTest do
     assert :ok = Qwen3.Memory.clear_cache()
     assert Qwen3.Memory.stats!().cache == 0
     assert {:ok, 0} = Qwen3.Memory.set_cache_limit(previous)
-  end
-
-  # The resource destructor runs when the BEAM collects the dead process's heap, then the
-  # worker frees the buffer: poll briefly instead of sleeping a fixed time.
-  defp wait_for_active(done?, tries \\ 100) do
-    active = Qwen3.Memory.stats!().active
-
-    if done?.(active) or tries == 0 do
-      active
-    else
-      Process.sleep(20)
-      wait_for_active(done?, tries - 1)
-    end
   end
 end

@@ -83,12 +83,18 @@ fn shard_paths(dir: &Path) -> Result<(Vec<PathBuf>, Option<WeightMap>)> {
     if index_path.exists() {
         let text = std::fs::read_to_string(&index_path)
             .map_err(|e| Error::Io(format!("{}: {e}", index_path.display())))?;
-        let parsed: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Io(format!("{}: invalid JSON: {e}", index_path.display())))?;
+        let bad_index = |why: String| {
+            Error::Mlx(mlx::Error::InvalidFile(format!(
+                "{}: {why}",
+                index_path.display()
+            )))
+        };
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad_index(format!("invalid JSON: {e}")))?;
         let map: WeightMap = parsed
             .get("weight_map")
             .and_then(|m| serde_json::from_value(m.clone()).ok())
-            .ok_or_else(|| Error::Io(format!("{}: no weight_map", index_path.display())))?;
+            .ok_or_else(|| bad_index("no weight_map of tensor name to file".into()))?;
         let files: BTreeSet<&String> = map.values().collect();
         let paths: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
         if let Some(missing) = paths.iter().find(|p| !p.exists()) {

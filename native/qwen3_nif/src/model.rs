@@ -8,7 +8,7 @@ use crate::reply::Reply;
 use mlx::{Pinned, Worker};
 use qwen3::{KvCache, LoadOptions, Model, QuantizedAs};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::sync::Arc;
 
 pub struct ModelRef {
@@ -19,8 +19,9 @@ pub struct ModelRef {
 impl Resource for ModelRef {}
 
 /// Mutated by every layer call; only ever touched on the model's worker (hence `RefCell`).
+/// `None` once released: its buffers are freed before the BEAM collects the resource.
 pub struct CacheRef {
-    pub cache: Pinned<RefCell<KvCache>>,
+    pub cache: Pinned<RefCell<Option<KvCache>>>,
 }
 
 #[rustler::resource_impl]
@@ -156,7 +157,7 @@ fn model_new_cache(env: Env, model: ResourceArc<ModelRef>, batch: i32, max_len: 
     dispatch(env, model.worker(), move || {
         let cache = m.model.get()?.new_cache(batch, max_len)?;
         Ok(ResourceArc::new(CacheRef {
-            cache: Pinned::new(RefCell::new(cache), &worker)?,
+            cache: Pinned::new(RefCell::new(Some(cache)), &worker)?,
         }))
     })
 }
@@ -177,12 +178,13 @@ where
     dispatch(env, model.worker(), move || f(m.model.get()?))
 }
 
-fn cache_of(cache: &CacheRef) -> NifResult<std::cell::RefMut<'_, KvCache>> {
-    cache
+fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
+    let slot = cache
         .cache
         .get()?
         .try_borrow_mut()
-        .map_err(|_| NifError::invalid("the KV cache is in use by another call"))
+        .map_err(|_| NifError::invalid("the KV cache is in use by another call"))?;
+    RefMut::filter_map(slot, Option::as_mut).map_err(|_| NifError::invalid("the KV cache was released"))
 }
 
 #[rustler::nif]
@@ -285,5 +287,20 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
     let c = cache.clone();
     dispatch(env, cache.cache.worker(), move || {
         Ok(cache_of(&c)?.set_left_padding(padding)?)
+    })
+}
+
+/// Frees the cache's buffers now instead of when the BEAM collects the resource.
+#[rustler::nif]
+fn cache_release(env: Env, cache: ResourceArc<CacheRef>) -> Term {
+    let c = cache.clone();
+    dispatch(env, cache.cache.worker(), move || {
+        let mut slot = c
+            .cache
+            .get()?
+            .try_borrow_mut()
+            .map_err(|_| NifError::invalid("the KV cache is in use by another call"))?;
+        drop(slot.take());
+        Ok(())
     })
 }

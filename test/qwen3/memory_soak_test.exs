@@ -1,0 +1,45 @@
+defmodule Qwen3.MemorySoakTest do
+  # Many short text generations in a row: the OS process's RSS and MLX's active and peak
+  # memory stay flat (±5%). CI runs #{@default} of them; `make soak` runs 1,000.
+  use ExUnit.Case, async: false
+
+  alias Qwen3.{Fixtures, Memory}
+
+  @default 100
+  @tolerance 0.05
+  @window 10
+
+  test "RSS and MLX active/peak memory stay flat over many generations" do
+    count = String.to_integer(System.get_env("QWEN3_SOAK_GENERATIONS", "#{@default}"))
+    model = Qwen3.load!(Fixtures.chat_model_path())
+    run = fn i -> Qwen3.generate!(model, "Count to #{rem(i, 50)}:", max_new_tokens: 8) end
+
+    # Warm up: MLX's buffer cache and the BEAM's allocators reach their working size.
+    Enum.each(1..(2 * @window), run)
+    first = measure(model, run, 0)
+    Enum.each(1..max(count - 2 * @window, 0), run)
+    last = measure(model, run, count)
+
+    IO.puts(
+      "\n#{count} generations: " <>
+        Enum.map_join([:rss, :active, :peak], ", ", &"#{&1} #{mb(first[&1])} → #{mb(last[&1])} MB")
+    )
+
+    for key <- [:rss, :active, :peak] do
+      assert abs(last[key] - first[key]) <= @tolerance * first[key],
+             "#{key} moved from #{first[key]} to #{last[key]} bytes over #{count} generations"
+    end
+  end
+
+  # After a window of generations: RSS, MLX active bytes, and the peak within the window.
+  # `model` is read last so the garbage collector cannot free it before the reading.
+  defp measure(model, run, offset) do
+    :ok = Memory.reset_peak()
+    Enum.each(offset..(offset + @window - 1), run)
+    :erlang.garbage_collect()
+    active = Qwen3.MemoryHelpers.wait_for_active(fn _ -> false end, 2)
+    %{rss: Memory.rss(), active: active, peak: Memory.stats!().peak, weights: model.info.weight_bytes}
+  end
+
+  defp mb(bytes), do: Float.round(bytes / 1_048_576, 1)
+end

@@ -1,0 +1,25 @@
+defmodule Qwen3.MemoryHelpers do
+  @moduledoc false
+  # Resource destructors run when the BEAM collects a heap, and the worker frees the buffers
+  # after that: poll briefly instead of sleeping a fixed time.
+
+  @doc "MLX active bytes once `done?` holds (or after ~2 s, whatever they are then)."
+  def wait_for_active(done?, tries \\ 100) do
+    :erlang.garbage_collect()
+    active = Qwen3.Memory.stats!().active
+
+    if done?.(active) or tries == 0 do
+      active
+    else
+      Process.sleep(20)
+      wait_for_active(done?, tries - 1)
+    end
+  end
+
+  @doc "Bytes one KV cache of `max_len` positions holds for `model` (keys and values, all layers)."
+  def cache_bytes(model, max_len) do
+    i = model.info
+    elem_bytes = if model.info.dtype == :f32, do: 4, else: 2
+    2 * i.num_hidden_layers * i.num_key_value_heads * i.head_dim * max_len * elem_bytes
+  end
+end
