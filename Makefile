@@ -11,7 +11,7 @@ export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
 export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
 
 .PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
-        lint demo bench clean
+        lint demo bench fuzz soak clean
 
 setup: setup-system setup-mlx setup-tokenizer setup-oracle
 
@@ -53,6 +53,16 @@ demo: setup build
 bench: setup build
 	mix run bench/nif_round_trip.exs
 	export $(FIXTURES); mix run bench/generate_loops.exs
+
+# Bounded-time mutation fuzzing of the checkpoint loader (QWEN3_FUZZ_SECONDS, QWEN3_FUZZ_SEED).
+fuzz: setup
+	export $(FIXTURES); QWEN3_FUZZ_SECONDS=$${QWEN3_FUZZ_SECONDS:-120} \
+	  cargo test --release -p qwen3 --test fuzz_loader -- --ignored --nocapture
+
+# The memory soak at full length: RSS and MLX memory flat over 1,000 generations.
+soak: setup build
+	export $(FIXTURES); QWEN3_SOAK_GENERATIONS=$${QWEN3_SOAK_GENERATIONS:-1000} \
+	  mix test test/qwen3/memory_soak_test.exs
 
 clean:
 	rm -rf _build priv/native

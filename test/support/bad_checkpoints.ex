@@ -100,6 +100,7 @@ defmodule Qwen3.BadCheckpoints do
         {"config-missing", f32, :io, &File.rm!(Path.join(&1, "config.json"))},
         {"config-empty", f32, :invalid_config, &File.write!(Path.join(&1, "config.json"), "")},
         {"config-truncated", f32, :invalid_config, &edit_file(&1, "config.json", fn t -> cut(t, 0.5) end)},
+        {"config-not-utf8", f32, :invalid_config, &File.write!(Path.join(&1, "config.json"), <<"{", 0xFF, 0xFE, "}">>)},
         {"config-json-array", f32, :invalid_config, &File.write!(Path.join(&1, "config.json"), "[]")},
         {"config-string-number", f32, :invalid_config, &set_config(&1, "hidden_size", "128")},
         {"config-fractional", f32, :invalid_config, &set_config(&1, "hidden_size", 128.5)},

@@ -70,8 +70,7 @@ pub struct QuantParams {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let text = read_text(path)?;
         Self::from_json(&text).map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
     }
 
@@ -221,8 +220,14 @@ impl GenerationConfig {
         if !path.exists() {
             return Ok(GenerationConfig::default());
         }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let text = read_text(&path)?;
         serde_json::from_str(&text).map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
     }
+}
+
+/// A missing or unreadable file is an I/O error; bytes that are not text are a bad config.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    String::from_utf8(bytes)
+        .map_err(|e| Error::InvalidConfig(format!("{}: not UTF-8 text: {e}", path.display())))
 }
