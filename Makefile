@@ -11,7 +11,7 @@ export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
 export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
 
 .PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
-        lint demo bench fuzz soak clean
+        lint demo bench bench-micro fuzz soak clean
 
 setup: setup-system setup-mlx setup-tokenizer setup-oracle
 
@@ -50,7 +50,12 @@ lint: setup-mlx
 demo: setup build
 	export $(FIXTURES); mix run scripts/demo.exs
 
+# This project vs mlx-lm on 0.6B-shaped and tiny checkpoints (writes bench/README.md), or on CKPT=DIR.
 bench: setup build
+	mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
+
+# NIF round trips, and the Elixir vs native loop on the test fixtures.
+bench-micro: setup build
 	mix run bench/nif_round_trip.exs
 	export $(FIXTURES); mix run bench/generate_loops.exs
 

@@ -30,6 +30,7 @@ fn main() {
     }
     cxx_build::bridge("src/ffi.rs")
         .file("cpp/shim.cc")
+        .file("cpp/linear.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -41,7 +42,7 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=mlx");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:libdir={}", lib.display());
-    for f in ["src/ffi.rs", "cpp/shim.cc", "cpp/shim.h"] {
+    for f in ["src/ffi.rs", "cpp/shim.cc", "cpp/shim.h", "cpp/linear.cc"] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=MLX_DIR");

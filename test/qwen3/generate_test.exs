@@ -64,7 +64,7 @@ defmodule Qwen3.GenerateTest do
       assert_raise ArgumentError, fn -> Generate.generate([1, 2], model, bad) end
     end
 
-    assert_raise ArgumentError, fn -> Generate.generate([], model) end
+    assert {:error, %Qwen3.Error{kind: :empty_prompt}} = Generate.generate([], model)
   end
 
   test "stop ids end generation with :stop", %{model: model} do

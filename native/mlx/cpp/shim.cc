@@ -40,6 +40,8 @@ mx::Dtype to_dtype(uint8_t code) {
 
 }  // namespace
 
+mx::Device current_device() { return thread_device; }
+
 void bind_thread_to_device(bool gpu) {
   mx::Device d = gpu ? mx::Device::gpu : mx::Device::cpu;
   if (!mx::is_available(d)) throw std::runtime_error(gpu ? "no GPU in this MLX build" : "no CPU");

@@ -17,6 +17,7 @@ using UArray = std::unique_ptr<Array>;
 
 // Threading: the device every op on this thread runs on (set once per worker thread).
 void bind_thread_to_device(bool gpu);
+mlx::core::Device current_device();
 bool device_available(bool gpu);
 
 // Arrays <-> bytes, metadata.
@@ -74,6 +75,9 @@ UArray argsort(const Array& a, int32_t axis);
 UArray argpartition(const Array& a, int32_t kth, int32_t axis);
 UArray cumsum(const Array& a, int32_t axis, bool reverse, bool inclusive);
 UArray matmul(const Array& a, const Array& b);
+// `x · Wᵀ` (cpp/linear.cc: sgemv for one float32 row on the CPU).
+UArray linear(const Array& x, const Array& w);
+bool has_blas_gemv();
 
 // Fused kernels (mlx::core::fast).
 UArray rms_norm(const Array& x, const Array& weight, float eps);

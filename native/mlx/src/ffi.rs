@@ -61,6 +61,8 @@ pub(crate) mod bridge {
         fn argpartition(a: &Array, kth: i32, axis: i32) -> Result<UniquePtr<Array>>;
         fn cumsum(a: &Array, axis: i32, reverse: bool, inclusive: bool) -> Result<UniquePtr<Array>>;
         fn matmul(a: &Array, b: &Array) -> Result<UniquePtr<Array>>;
+        fn linear(x: &Array, w: &Array) -> Result<UniquePtr<Array>>;
+        fn has_blas_gemv() -> bool;
 
         fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<UniquePtr<Array>>;
         fn rope(

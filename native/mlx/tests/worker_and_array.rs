@@ -46,6 +46,54 @@ fn matmul_matches_a_plain_rust_product() {
     }
 }
 
+/// `x · Wᵀ` on every path of `linear`: the sgemv primitive (one f32 row, also from a
+/// non-contiguous view) and the matmul fallback (several rows, a weight not yet evaluated).
+#[test]
+fn linear_matches_a_plain_rust_product_on_every_path() {
+    let (n, k) = (37, 19);
+    let w: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0).collect();
+    let xs: Vec<f32> = (0..3 * k).map(|i| (i as f32 * 0.37).cos()).collect();
+    let reference = |row: &[f32]| -> Vec<f32> {
+        (0..n).map(|j| (0..k).map(|c| row[c] * w[j * k + c]).sum()).collect()
+    };
+    let want_rows: Vec<f32> = xs.chunks(k).flat_map(reference).collect();
+    let (wc, xc) = (w.clone(), xs.clone());
+    let (k32, n32) = (k as i32, n as i32);
+    let got = cpu()
+        .run(move || {
+            let w = Array::from_slice(&wc, &[n32, k32])?;
+            w.eval()?;
+            let rows = Array::from_slice(&xc, &[3, k32])?;
+            let one = rows.slice(&[0, 0], &[1, k32])?.reshape(&[1, 1, k32])?;
+            // Row 2 of the transpose of a [k, 3] array: a strided, non-contiguous row.
+            let columns: Vec<f32> = (0..k * 3).map(|i| xc[(i % 3) * k + i / 3]).collect();
+            let strided = Array::from_slice(&columns, &[k32, 3])?
+                .transpose(&[1, 0])?
+                .slice(&[2, 0], &[3, k32])?;
+            let lazy_w = w.multiply(&Array::scalar(1.0f32)?)?;
+            Ok(vec![
+                one.linear(&w)?.to_vec::<f32>()?,
+                strided.linear(&w)?.to_vec::<f32>()?,
+                rows.linear(&w)?.to_vec::<f32>()?,
+                rows.slice(&[1, 0], &[2, k32])?.linear(&lazy_w)?.to_vec::<f32>()?,
+            ])
+        })
+        .unwrap();
+    let wants = [
+        reference(&xs[..k]),
+        reference(&xs[2 * k..]),
+        want_rows,
+        reference(&xs[k..2 * k]),
+    ];
+    for (case, (g, want)) in got.iter().zip(&wants).enumerate() {
+        assert_eq!(g.len(), want.len(), "case {case}");
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-4, "case {case}: {g:?} vs {want:?}");
+        }
+    }
+    assert!(Array::has_blas_gemv(), "this CPU build should find cblas_sgemv");
+}
+
 #[test]
 fn reductions_and_broadcasting() {
     let (sum, argmax) = cpu()

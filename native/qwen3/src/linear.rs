@@ -164,7 +164,7 @@ impl Matrix {
     /// `x · Wᵀ` over the last axis of `x`.
     pub fn linear(&self, x: &Array) -> Result<Array> {
         Ok(match self {
-            Matrix::Dense(w) => x.matmul(&w.transpose(&[1, 0])?)?,
+            Matrix::Dense(w) => x.linear(w)?,
             Matrix::Quantized {
                 weight,
                 scales,

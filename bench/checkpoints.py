@@ -1,0 +1,61 @@
+"""Random-weight checkpoints with the real Qwen3-0.6B shapes (bf16, and 4/8-bit quantized the
+way mlx-community publishes them), plus the tiny test shape, for bench/compare.exs.
+
+Run in the oracle venv:  python bench/checkpoints.py OUT_DIR
+Writes OUT_DIR/<name>/ for each name in CHECKPOINTS; existing ones are kept.
+"""
+
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from make_fixtures import TINY, hf_config, quantize, random_weights, save  # noqa: E402
+from mlx_lm.models import qwen3  # noqa: E402
+
+# Qwen/Qwen3-0.6B's config.json.
+QWEN3_0_6B = dict(
+    vocab_size=151936,
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    rms_norm_eps=1e-6,
+    rope_theta=1000000.0,
+    max_position_embeddings=40960,
+)
+
+# name: (shape, quantization or None); all bf16 and tied, like the published checkpoints.
+CHECKPOINTS = {
+    "tiny-bf16": (TINY, None),
+    "0.6b-bf16": (QWEN3_0_6B, None),
+    "0.6b-8bit": (QWEN3_0_6B, {"group_size": 64, "bits": 8}),
+    "0.6b-4bit": (QWEN3_0_6B, {"group_size": 64, "bits": 4}),
+}
+
+
+def build(out, shape, quantization):
+    cfg = hf_config(shape, "bfloat16", True, quantization)
+    model = qwen3.Model(qwen3.ModelArgs.from_dict(cfg))
+    random_weights(model, seed=0)
+    model.set_dtype(mx.bfloat16)
+    if quantization:
+        quantize(model, quantization)
+    save(out, cfg, model, "bfloat16", 1)
+
+
+def main():
+    root = Path(sys.argv[1])
+    for name, (shape, quantization) in CHECKPOINTS.items():
+        out = root / name
+        if (out / "generation_config.json").exists():  # written last
+            continue
+        print(f"==> building the {name} benchmark checkpoint", file=sys.stderr, flush=True)
+        build(out, shape, quantization)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+# This project vs mlx-lm, side by side in one run, on the same checkpoints and MLX wheel.
+#   mix run bench/compare.exs [--budget S] [--only NAME,...] [--write-readme] [CKPT_DIR ...]
+# Without directories it builds (once, into the cache) random checkpoints with the real
+# Qwen3-0.6B shapes in bf16, 8-bit and 4-bit, and the tiny test shape (bench/checkpoints.py).
+# See bench/README.md for what each column means.
+alias Qwen3.{Generate, Memory, Model}
+
+{opts, dirs} =
+  OptionParser.parse!(System.argv(), strict: [budget: :integer, only: :string, write_readme: :boolean])
+
+budget = opts[:budget] || 120
+python = System.fetch_env!("QWEN3_ORACLE_PYTHON")
+prompt_lens = [128, 512]
+decode_tokens = 128
+runs = 3
+
+dirs =
+  if dirs == [] do
+    root = Path.join(System.fetch_env!("QWEN3_CACHE"), "bench-checkpoints")
+    {_, 0} = System.cmd(python, ["bench/checkpoints.py", root], into: IO.stream(:stdio, :line))
+
+    only =
+      if opts[:only], do: String.split(opts[:only], ","), else: ~w(tiny-bf16 0.6b-bf16 0.6b-8bit 0.6b-4bit)
+
+    Enum.map(only, &Path.join(root, &1))
+  else
+    dirs
+  end
+
+median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
+p95 = fn xs -> xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, trunc(0.95 * length(xs)))) end
+# The same fixed, non-repeating ids as bench/mlx_lm_side.py.
+prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
+ms = fn native -> System.convert_time_unit(native, :native, :microsecond) / 1000 end
+
+# Our prefill: time to the first token, median of `runs`.
+prefill = fn model, n, loop ->
+  ids = prompt.(n, model.info.vocab_size)
+
+  run = fn ->
+    elem(Generate.generate!(ids, model, max_new_tokens: 1, max_len: n + 1, loop: loop), 1).timing
+  end
+
+  run.()
+  t = median.(for _ <- 1..runs, do: run.().prefill_ms)
+  %{tokens: n, ms: t, tok_s: n * 1000 / t}
+end
+
+# Our decode: the gap between consecutive tokens, read as the caller sees them.
+decode_gaps = fn model, loop ->
+  {:ok, gen} =
+    Generate.start(prompt.(16, model.info.vocab_size), model, max_new_tokens: decode_tokens + 1, loop: loop)
+
+  Stream.unfold(gen, fn gen ->
+    case Generate.next(gen) do
+      {:token, _, _, gen} -> {System.monotonic_time(), gen}
+      {:done, _} -> nil
+    end
+  end)
+  |> Enum.chunk_every(2, 1, :discard)
+  |> Enum.map(fn [a, b] -> ms.(b - a) end)
+end
+
+mlx_lm = fn dir, compute ->
+  args = ["bench/mlx_lm_side.py", dir, "--compute", compute, "--budget", "#{budget}"]
+
+  {out, 0} =
+    System.cmd(python, args ++ ["--prompt-lens", Enum.join(prompt_lens, ","), "--decode", "#{decode_tokens}"])
+
+  out |> String.split("\n", trim: true) |> List.last() |> Qwen3.JSON.decode!()
+end
+
+bandwidth = fn ->
+  {out, 0} = System.cmd(python, ["bench/bandwidth.py"])
+  out |> String.trim() |> String.to_float()
+end
+
+ours = fn dir ->
+  model = Model.load!(dir)
+  :ok = Memory.clear_cache()
+  :ok = Memory.reset_peak()
+  pre = for loop <- [:elixir, :native], n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop)}
+  # Alternate the two loops so drift in machine load hits both alike.
+  gaps = for _ <- 1..runs, loop <- [:elixir, :native], do: {loop, decode_gaps.(model, loop)}
+
+  dec =
+    Map.new([:elixir, :native], fn loop ->
+      all = gaps |> Enum.filter(&(elem(&1, 0) == loop)) |> Enum.flat_map(&elem(&1, 1))
+      per_run = gaps |> Enum.filter(&(elem(&1, 0) == loop)) |> Enum.map(&median.(elem(&1, 1)))
+      {loop, %{median_ms: median.(per_run), p95_ms: p95.(all), tokens: length(all)}}
+    end)
+
+  %{model: model, prefill: pre, decode: dec, mlx_peak: Memory.stats!().peak, rss: Memory.rss()}
+end
+
+machine = fn ->
+  cpu =
+    case File.read("/proc/cpuinfo") do
+      {:ok, text} -> Regex.run(~r/model name\s*:\s*(.+)/, text, capture: :all_but_first) |> List.first()
+      _ -> :erlang.system_info(:system_architecture) |> to_string()
+    end
+
+  load =
+    case File.read("/proc/loadavg"),
+      do:
+        (
+          {:ok, l} -> l |> String.split() |> Enum.take(3) |> Enum.join(" ")
+          _ -> "?"
+        )
+
+  "#{cpu}, #{:erlang.system_info(:logical_processors)} cores; load average before the run: #{load}"
+end
+
+header_machine = machine.()
+gbs = bandwidth.()
+IO.puts("#{header_machine}\nmeasured read bandwidth: #{Float.round(gbs, 1)} GB/s\n")
+
+rows =
+  for dir <- dirs do
+    name = Path.basename(dir)
+    IO.puts(:stderr, "==> #{name}: ours")
+    o = ours.(dir)
+    IO.puts(:stderr, "==> #{name}: mlx-lm (checkpoint dtype)")
+    ref = mlx_lm.(dir, "checkpoint")
+    # Quantized layers stay quantized under set_dtype: a float32 run would repeat the first.
+    ref32 =
+      if o.model.info.quantized == :none do
+        IO.puts(:stderr, "==> #{name}: mlx-lm (float32)")
+        mlx_lm.(dir, "float32")
+      end
+
+    %{name: name, ours: o, ref: ref, ref32: ref32}
+  end
+
+mb = fn bytes -> "#{round(bytes / 1_048_576)}" end
+f1 = fn x -> :erlang.float_to_binary(x / 1, decimals: 1) end
+f2 = fn x -> :erlang.float_to_binary(x / 1, decimals: 2) end
+
+# mlx-lm cells say when a budget shortened them.
+ref_prefill = fn r, i ->
+  p = Enum.at(r["prefill"], i)
+  suffix = if p["measured_at"] != p["tokens"], do: " (at #{p["measured_at"]})", else: ""
+  {p["tok_s"], f1.(p["tok_s"]) <> suffix}
+end
+
+ref_decode = fn r ->
+  d = r["decode"]
+  suffix = if d["tokens"] < decode_tokens, do: " (#{d["tokens"]} tok)", else: ""
+  {d["median_ms"], "#{f1.(d["median_ms"])} / #{f1.(d["p95_ms"])}#{suffix}"}
+end
+
+table =
+  for %{name: name, ours: o, ref: ref, ref32: ref32} <- rows do
+    info = o.model.info
+    dtype = "#{info.dtype}#{if info.quantized != :none, do: " (from #{info.quantized})"}"
+
+    lines =
+      for {loop, label} <- [elixir: "ours, Elixir loop (#{dtype})", native: "ours, native step (#{dtype})"] do
+        d = o.decode[loop]
+        roof = info.weight_bytes / 1.0e9 / gbs * 1000
+
+        [
+          name,
+          label,
+          f1.(o.prefill[{loop, 128}].tok_s),
+          f1.(o.prefill[{loop, 512}].tok_s),
+          "#{f2.(d.median_ms)} / #{f2.(d.p95_ms)}",
+          "#{f1.(1000 / d.median_ms)}",
+          "#{mb.(o.mlx_peak)} / #{mb.(o.rss)}",
+          "#{round(100 * roof / d.median_ms)}%"
+        ]
+      end
+
+    refs =
+      for {r, label} <- [{ref, "mlx-lm (checkpoint dtype)"}, {ref32, "mlx-lm (float32)"}], r != nil do
+        {med, dec} = ref_decode.(r)
+
+        [
+          name,
+          label,
+          elem(ref_prefill.(r, 0), 1),
+          elem(ref_prefill.(r, 1), 1),
+          dec,
+          f1.(1000 / med),
+          "#{mb.(r["mlx_peak_bytes"])} / #{mb.(r["max_rss_bytes"])}",
+          ""
+        ]
+      end
+
+    ratio = fn ours_v, ref_v -> f1.(ours_v / ref_v) <> "×" end
+    {rp, _} = ref_prefill.(ref, 1)
+    {rd, _} = ref_decode.(ref)
+    ed = o.decode[:elixir].median_ms
+    nd = o.decode[:native].median_ms
+
+    summary =
+      "#{name}: ours (Elixir loop) / mlx-lm: prefill 512 #{ratio.(o.prefill[{:elixir, 512}].tok_s, rp)}, " <>
+        "decode #{ratio.(rd, ed)}; per-token time ours/mlx-lm #{f2.(ed / rd)}; Elixir loop / native step " <>
+        "#{Float.round(ed / nd, 3)}; bytes per token #{mb.(info.weight_bytes)} MB"
+
+    {lines ++ refs, summary}
+  end
+
+head = [
+  "checkpoint",
+  "run",
+  "prefill 128 tok/s",
+  "prefill 512 tok/s",
+  "decode ms/token (median / p95)",
+  "decode tok/s",
+  "peak MiB (MLX / RSS)",
+  "roofline"
+]
+
+md =
+  ([head, Enum.map(head, fn _ -> "---" end)] ++ Enum.flat_map(table, &elem(&1, 0)))
+  |> Enum.map_join("\n", &("| " <> Enum.join(&1, " | ") <> " |"))
+
+summaries = Enum.map_join(table, "\n", &("- " <> elem(&1, 1)))
+
+report = """
+#{Date.utc_today()} · #{header_machine} · read bandwidth #{f1.(gbs)} GB/s
+
+#{md}
+
+#{summaries}
+"""
+
+IO.puts(report)
+
+if opts[:write_readme] do
+  path = "bench/README.md"
+  [before, rest] = path |> File.read!() |> String.split("<!-- results -->", parts: 2)
+  [_old, tail] = String.split(rest, "<!-- /results -->", parts: 2)
+  File.write!(path, before <> "<!-- results -->\n" <> report <> "<!-- /results -->" <> tail)
+  IO.puts(:stderr, "wrote the table into #{path}")
+end
