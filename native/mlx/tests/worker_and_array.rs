@@ -54,7 +54,9 @@ fn linear_matches_a_plain_rust_product_on_every_path() {
     let w: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0).collect();
     let xs: Vec<f32> = (0..3 * k).map(|i| (i as f32 * 0.37).cos()).collect();
     let reference = |row: &[f32]| -> Vec<f32> {
-        (0..n).map(|j| (0..k).map(|c| row[c] * w[j * k + c]).sum()).collect()
+        (0..n)
+            .map(|j| (0..k).map(|c| row[c] * w[j * k + c]).sum())
+            .collect()
     };
     let want_rows: Vec<f32> = xs.chunks(k).flat_map(reference).collect();
     let (wc, xc) = (w.clone(), xs.clone());
