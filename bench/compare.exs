@@ -84,11 +84,10 @@ ours = fn dir ->
   gaps = for _ <- 1..runs, loop <- [:elixir, :native], do: {loop, decode_gaps.(model, loop)}
 
   dec =
-    Map.new([:elixir, :native], fn loop ->
-      all = gaps |> Enum.filter(&(elem(&1, 0) == loop)) |> Enum.flat_map(&elem(&1, 1))
-      per_run = gaps |> Enum.filter(&(elem(&1, 0) == loop)) |> Enum.map(&median.(elem(&1, 1)))
-      {loop, %{median_ms: median.(per_run), p95_ms: p95.(all), tokens: length(all)}}
-    end)
+    for {loop, runs_gaps} <- Enum.group_by(gaps, &elem(&1, 0), &elem(&1, 1)), into: %{} do
+      all = List.flatten(runs_gaps)
+      {loop, %{median_ms: median.(Enum.map(runs_gaps, median)), p95_ms: p95.(all), tokens: length(all)}}
+    end
 
   # Only the info is kept: holding the model would add it to the next checkpoint's peak.
   %{info: model.info, prefill: pre, decode: dec, mlx_peak: Memory.stats!().peak, rss: Memory.rss()}

@@ -38,7 +38,6 @@ defmodule Qwen3.Generate do
     :remaining,
     :started,
     :deadline,
-    :owns_cache,
     :first_at,
     :finished_at,
     :finish_reason,
@@ -159,8 +158,7 @@ defmodule Qwen3.Generate do
          pending: {token, logits},
          remaining: min(opts[:max_new_tokens], room),
          started: started,
-         deadline: deadline(started, opts[:timeout]),
-         owns_cache: opts[:kv_cache] == nil
+         deadline: deadline(started, opts[:timeout])
        }}
     end
   end
@@ -234,7 +232,8 @@ defmodule Qwen3.Generate do
   end
 
   defp time_out(gen) do
-    if gen.owns_cache, do: KVCache.release(gen.cache)
+    # Only a cache this call made: one the caller passed in stays theirs to use.
+    if gen.opts[:kv_cache] == nil, do: KVCache.release(gen.cache)
     ms = System.convert_time_unit(System.monotonic_time() - gen.started, :native, :millisecond)
 
     {:error,

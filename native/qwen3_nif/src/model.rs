@@ -178,13 +178,17 @@ where
     dispatch(env, model.worker(), move || f(m.model.get()?))
 }
 
-fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
-    let slot = cache
+fn slot_of(cache: &CacheRef) -> NifResult<RefMut<'_, Option<KvCache>>> {
+    cache
         .cache
         .get()?
         .try_borrow_mut()
-        .map_err(|_| NifError::invalid("the KV cache is in use by another call"))?;
-    RefMut::filter_map(slot, Option::as_mut).map_err(|_| NifError::invalid("the KV cache was released"))
+        .map_err(|_| NifError::invalid("the KV cache is in use by another call"))
+}
+
+fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
+    RefMut::filter_map(slot_of(cache)?, Option::as_mut)
+        .map_err(|_| NifError::invalid("the KV cache was released"))
 }
 
 #[rustler::nif]
@@ -295,12 +299,7 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
 fn cache_release(env: Env, cache: ResourceArc<CacheRef>) -> Term {
     let c = cache.clone();
     dispatch(env, cache.cache.worker(), move || {
-        let mut slot = c
-            .cache
-            .get()?
-            .try_borrow_mut()
-            .map_err(|_| NifError::invalid("the KV cache is in use by another call"))?;
-        drop(slot.take());
+        drop(slot_of(&c)?.take());
         Ok(())
     })
 }
