@@ -117,12 +117,23 @@ defmodule Qwen3 do
     {ids, gen_opts} = prepare!(model, prompt, opts)
     ref = make_ref()
 
+    starter = self()
+
     with {:ok, ids} <- ids,
-         {:ok, _task} <-
+         {:ok, task} <-
            Task.Supervisor.start_child(Qwen3.TaskSupervisor, fn ->
-             Qwen3.Streamer.run(pid, ref, ids, model, gen_opts)
-           end),
-         do: {:ok, ref}
+             Qwen3.Streamer.run(starter, pid, ref, ids, model, gen_opts)
+           end) do
+      # Return only once `cancel/1` can find the task, so a cancel right away is never lost.
+      monitor = Process.monitor(task)
+
+      receive do
+        {^ref, :registered} -> Process.demonitor(monitor, [:flush])
+        {:DOWN, ^monitor, :process, _, _} -> :ok
+      end
+
+      {:ok, ref}
+    end
   end
 
   @doc "Stops a `stream_to/4` generation and drops its pending messages from this mailbox."

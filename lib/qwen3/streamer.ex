@@ -5,8 +5,10 @@ defmodule Qwen3.Streamer do
 
   alias Qwen3.Generate
 
-  def run(pid, ref, ids, model, opts) do
+  # `starter` hears `{ref, :registered}` once `Qwen3.cancel(ref)` can find this task.
+  def run(starter, pid, ref, ids, model, opts) do
     {:ok, _} = Registry.register(Qwen3.Registry, ref, pid)
+    send(starter, {ref, :registered})
     monitor = Process.monitor(pid)
 
     case Generate.start(ids, model, opts) do

@@ -72,12 +72,13 @@ defmodule Qwen3.TextGenerationTest do
     receiver =
       spawn(fn ->
         {:ok, ref} = Qwen3.stream_to(self(), model, "Hi", max_new_tokens: 100_000, max_len: 100_010)
-        send(parent, {:ref, ref})
+        # Registered when stream_to returns, and alive while this receiver is.
+        [{task, _}] = Registry.lookup(Qwen3.Registry, ref)
+        send(parent, {:task, task})
         receive do: ({^ref, {:token, _, _}} -> exit(:bye))
       end)
 
-    ref = receive do: ({:ref, ref} -> ref)
-    [{task, _}] = Registry.lookup(Qwen3.Registry, ref)
+    task = receive do: ({:task, task} -> task)
     monitor = Process.monitor(task)
     assert_receive {:DOWN, ^monitor, :process, ^task, _}, 5_000
     refute Process.alive?(receiver)
