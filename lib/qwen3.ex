@@ -157,8 +157,9 @@ defmodule Qwen3 do
     end
   end
 
+  @doc false
   # Options are checked at the call (ArgumentError); the prompt's errors come back as values.
-  defp prepare!(model, prompt, opts) do
+  def prepare!(model, prompt, opts) do
     chat? = is_list(prompt) and match?([m | _] when is_map(m) or is_tuple(m), prompt)
     keys = Prompt.chat_keys()
     chat_opts = Keyword.merge(Prompt.chat_defaults(), Keyword.take(opts, keys))

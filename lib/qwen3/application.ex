@@ -1,7 +1,8 @@
 defmodule Qwen3.Application do
   @moduledoc false
   # Message-based streams run as tasks under `Qwen3.TaskSupervisor`, registered by their
-  # reference in `Qwen3.Registry` so `Qwen3.cancel/1` can find them.
+  # reference in `Qwen3.Registry` so `Qwen3.cancel/1` can find them. Servings find each
+  # other through the `:pg` scope `Qwen3.Serving`.
   use Application
 
   @impl true
@@ -10,7 +11,10 @@ defmodule Qwen3.Application do
 
     children = [
       {Registry, keys: :unique, name: Qwen3.Registry},
-      {Task.Supervisor, name: Qwen3.TaskSupervisor}
+      {Task.Supervisor, name: Qwen3.TaskSupervisor},
+      # `Qwen3.Serving`: the process group scope servings join, and their counters.
+      %{id: :pg, start: {:pg, :start_link, [Qwen3.Serving]}},
+      Qwen3.Serving.Board
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Qwen3.Supervisor)

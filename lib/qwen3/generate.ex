@@ -181,27 +181,43 @@ defmodule Qwen3.Generate do
 
     with {:ok, [id]} <- Array.to_list(token),
          {:ok, dumped} <- dump(gen.opts, logits, gen.dumped) do
-      gen = %{
-        gen
-        | first_at: gen.first_at || System.monotonic_time(),
-          tokens: [id | gen.tokens],
-          dumped: dumped,
-          remaining: gen.remaining - 1,
-          pending: nil
-      }
-
-      cond do
-        MapSet.member?(gen.stop_ids, id) -> finish(gen, "", :stop)
-        gen.remaining == 0 -> with_text(gen, id, &finish(&1, &2, :length))
-        true -> with_text(gen, id, &continue(&1, &2, upcoming))
+      case accept(%{gen | dumped: dumped}, id) do
+        {:token, id, text, %{finish_reason: nil} = gen} -> continue(id, text, gen, upcoming)
+        finished -> finished
       end
     end
   end
 
-  defp continue(gen, text, {:ok, pending}),
-    do: {:token, hd(gen.tokens), text, %{gen | pending: pending, text: [gen.text, text]}}
+  defp continue(id, text, gen, {:ok, pending}), do: {:token, id, text, %{gen | pending: pending}}
+  defp continue(_id, _text, _gen, {:error, _} = error), do: error
 
-  defp continue(_gen, _text, {:error, _} = error), do: error
+  @doc false
+  # Reads the token computed by `start/3` without building a next step (`Qwen3.Serving`
+  # steps its rows together).
+  @spec take_first(t) :: {:token, integer, String.t(), t} | {:error, Error.t()}
+  def take_first(%__MODULE__{pending: {token, _logits}} = gen) do
+    with {:ok, [id]} <- Array.to_list(token), do: accept(%{gen | pending: nil}, id)
+  end
+
+  @doc false
+  # Takes the next token id: counts it, decodes its text, and finishes on a stop id, a stop
+  # string or the length limit. Returns `{:token, id, text_chunk, gen}`.
+  @spec accept(t, integer) :: {:token, integer, String.t(), t}
+  def accept(gen, id) do
+    gen = %{
+      gen
+      | first_at: gen.first_at || System.monotonic_time(),
+        tokens: [id | gen.tokens],
+        remaining: gen.remaining - 1,
+        pending: nil
+    }
+
+    cond do
+      MapSet.member?(gen.stop_ids, id) -> finish(gen, "", :stop)
+      gen.remaining == 0 -> with_text(gen, id, &finish(&1, &2, :length))
+      true -> with_text(gen, id, &{:token, id, &2, %{&1 | text: [&1.text, &2]}})
+    end
+  end
 
   # Decodes the token and looks for stop strings; a match finishes the generation.
   defp with_text(%__MODULE__{decoder: nil} = gen, _id, then), do: then.(gen, "")
@@ -247,9 +263,10 @@ defmodule Qwen3.Generate do
   defp deadline(_started, :infinity), do: nil
   defp deadline(started, ms), do: started + System.convert_time_unit(ms, :millisecond, :native)
 
-  defp check_ids([], _vocab), do: {:error, %Error{kind: :empty_prompt, message: "the prompt has no tokens"}}
+  @doc false
+  def check_ids([], _vocab), do: {:error, %Error{kind: :empty_prompt, message: "the prompt has no tokens"}}
 
-  defp check_ids(ids, vocab) do
+  def check_ids(ids, vocab) do
     case Enum.find(ids, &(&1 >= vocab)) do
       nil ->
         :ok

@@ -168,6 +168,16 @@ defmodule Qwen3.Model do
     Native.model_forward(m, ids, c, opts[:last_only]) |> Native.await_array()
   end
 
+  @doc """
+  One step for independent rows: `ids` `{B, L}`, row `i` extending its own one-row cache
+  `Enum.at(caches, i)` at that cache's offset (continuous batching; see `Qwen3.Serving`).
+  """
+  def forward_rows(%__MODULE__{ref: m}, %Array{ref: ids}, caches, opts \\ []) when is_list(caches) do
+    opts = Keyword.validate!(opts, last_only: true)
+    refs = Enum.map(caches, fn %KVCache{ref: c} -> c end)
+    Native.model_forward_rows(m, ids, refs, opts[:last_only]) |> Native.await_array()
+  end
+
   defp bang({:ok, v}), do: v
   defp bang({:error, e}), do: raise(e)
 

@@ -67,6 +67,7 @@ defmodule Qwen3.Native do
   def model_mlp(_model, _index, _x), do: nif_error()
   def model_final_logits(_model, _h, _last_only), do: nif_error()
   def model_forward(_model, _ids, _cache, _last_only), do: nif_error()
+  def model_forward_rows(_model, _ids, _caches, _last_only), do: nif_error()
   def cache_offset(_cache), do: nif_error()
   def cache_truncate(_cache, _len), do: nif_error()
   def cache_set_left_padding(_cache, _padding), do: nif_error()
@@ -74,6 +75,7 @@ defmodule Qwen3.Native do
 
   def sampler_new(_device, _spec, _history), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()
+  def sampler_sample_rows(_samplers, _logits), do: nif_error()
 
   # These touch no MLX and answer directly: `{:ok, value} | {:error, {kind, message}}`.
   def tokenizer_load(_path), do: nif_error()

@@ -115,4 +115,9 @@ defmodule Qwen3.Sampler do
   @doc "The next token per row (`{B}` uint32) from `logits`."
   @spec sample(reference, Array.t()) :: {:ok, Array.t()} | {:error, Error.t()}
   def sample(sampler, %Array{ref: logits}), do: Native.sampler_sample(sampler, logits) |> Native.await_array()
+
+  @doc "The next token of each row (`{B}` uint32), row `i` drawn by `Enum.at(samplers, i)`."
+  @spec sample_rows([reference], Array.t()) :: {:ok, Array.t()} | {:error, Error.t()}
+  def sample_rows(samplers, %Array{ref: logits}) when is_list(samplers),
+    do: Native.sampler_sample_rows(samplers, logits) |> Native.await_array()
 end

@@ -35,6 +35,7 @@ pub fn rope_offsets(
 }
 
 /// The attention mask given to [`sdpa`].
+#[derive(Clone, Copy)]
 pub enum Mask<'a> {
     None,
     Causal,

@@ -7,7 +7,7 @@ use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
 use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, Mask};
-use mlx::{Array, Binary, Dtype, Unary};
+use mlx::{concatenate, Array, Binary, Dtype, Unary};
 
 pub struct Attention {
     pub q_proj: Matrix,
@@ -167,8 +167,31 @@ impl Layer {
 
     /// `x`: `[B, L, hidden]` → `[B, L, hidden]`, appending this layer's keys/values to `cache`.
     pub fn forward(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
+        self.around_attention(x, d, |normed| self.self_attn.forward(normed, index, cache, d))
+    }
+
+    /// Like [`Layer::forward`] for rows that each have their own one-row cache.
+    pub fn forward_rows(
+        &self,
+        x: &Array,
+        index: usize,
+        caches: &mut [&mut KvCache],
+        d: &Dims,
+    ) -> Result<Array> {
+        self.around_attention(x, d, |normed| {
+            self.self_attn.forward_rows(normed, index, caches, d)
+        })
+    }
+
+    /// Norms, residuals and the MLP around an attention block.
+    fn around_attention(
+        &self,
+        x: &Array,
+        d: &Dims,
+        attend: impl FnOnce(&Array) -> Result<Array>,
+    ) -> Result<Array> {
         let normed = rms_norm(x, &self.input_layernorm, d.eps)?;
-        let h = x.add(&self.self_attn.forward(&normed, index, cache, d)?)?;
+        let h = x.add(&attend(&normed)?)?;
         let normed = rms_norm(&h, &self.post_attention_layernorm, d.eps)?;
         Ok(h.add(&self.mlp.forward(&normed)?)?)
     }
@@ -202,11 +225,7 @@ impl Attention {
     pub fn forward(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
         let (b, l) = check_input(x, index, cache, d)?;
         let offset = cache.layer_offset(index);
-        let heads =
-            |m: &Matrix, n: i32| -> Result<Array> { Ok(m.linear(x)?.reshape(&[b, l, n, d.head_dim])?) };
-        let q = rms_norm(&heads(&self.q_proj, d.heads)?, &self.q_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let k = rms_norm(&heads(&self.k_proj, d.kv_heads)?, &self.k_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let v = heads(&self.v_proj, d.kv_heads)?.transpose(&[0, 2, 1, 3])?;
+        let (q, k, v) = self.project(x, b, l, d)?;
 
         let padding = cache.left_padding().map(|p| p.to_vec());
         let (q, k) = match &padding {
@@ -234,11 +253,78 @@ impl Attention {
                 sdpa(&q, &keys, &values, scale, Mask::Array(&mask))?
             }
         };
+        self.output(&out, b, l, d)
+    }
+
+    /// Self-attention for `B` independent rows (`x`: `[B, L, hidden]`), row `i` using and
+    /// extending its own one-row cache `caches[i]`, at its own offset. The projections run
+    /// batched; RoPE and SDPA run per row, exactly as a one-row call would.
+    pub fn forward_rows(
+        &self,
+        x: &Array,
+        index: usize,
+        caches: &mut [&mut KvCache],
+        d: &Dims,
+    ) -> Result<Array> {
+        let (b, l) = check_rows(x, index, caches, d)?;
+        let (q, k, v) = self.project(x, b, l, d)?;
+        let scale = (d.head_dim as f32).powf(-0.5);
+        let mask = if l > 1 { Mask::Causal } else { Mask::None };
+        let mut outs = Vec::with_capacity(caches.len());
+        for (row, cache) in caches.iter_mut().enumerate() {
+            let r = row as i32;
+            let pick = |a: &Array, heads: i32| a.slice(&[r, 0, 0, 0], &[r + 1, heads, l, d.head_dim]);
+            let offset = cache.layer_offset(index);
+            let rotate = |a: &Array| rope(a, d.head_dim, false, d.rope_theta, 1.0, offset);
+            let k_row = rotate(&pick(&k, d.kv_heads)?)?;
+            let (keys, values) = cache.update(index, &k_row, &pick(&v, d.kv_heads)?)?;
+            let q_row = rotate(&pick(&q, d.heads)?)?;
+            outs.push(sdpa(&q_row, &keys, &values, scale, mask)?);
+        }
+        let out = concatenate(&outs.iter().collect::<Vec<_>>(), 0)?;
+        self.output(&out, b, l, d)
+    }
+
+    /// q, k, v as `[B, heads, L, head_dim]`, q and k normed (RoPE not applied yet).
+    fn project(&self, x: &Array, b: i32, l: i32, d: &Dims) -> Result<(Array, Array, Array)> {
+        let heads =
+            |m: &Matrix, n: i32| -> Result<Array> { Ok(m.linear(x)?.reshape(&[b, l, n, d.head_dim])?) };
+        let q = rms_norm(&heads(&self.q_proj, d.heads)?, &self.q_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
+        let k = rms_norm(&heads(&self.k_proj, d.kv_heads)?, &self.k_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
+        let v = heads(&self.v_proj, d.kv_heads)?.transpose(&[0, 2, 1, 3])?;
+        Ok((q, k, v))
+    }
+
+    /// Attention output `[B, heads, L, head_dim]` → output projection `[B, L, hidden]`.
+    fn output(&self, out: &Array, b: i32, l: i32, d: &Dims) -> Result<Array> {
         let out = out
             .transpose(&[0, 2, 1, 3])?
             .reshape(&[b, l, d.heads * d.head_dim])?;
         self.o_proj.linear(&out)
     }
+}
+
+/// Checks `x` is `[B, L, hidden]` with one unpadded one-row cache per row, each with room.
+fn check_rows(x: &Array, index: usize, caches: &[&mut KvCache], d: &Dims) -> Result<(i32, i32)> {
+    let shape = x.shape();
+    if shape.len() != 3 || shape[0] as usize != caches.len() || shape[2] != d.hidden || shape[1] < 1 {
+        bail!(
+            InvalidArgument,
+            "expected hidden states of shape [{}, L ≥ 1, {}] (one row per cache), got {shape:?}",
+            caches.len(),
+            d.hidden
+        );
+    }
+    for cache in caches {
+        if cache.batch() != 1 || cache.left_padding().is_some() {
+            bail!(
+                InvalidArgument,
+                "each row needs its own one-row cache without padding"
+            );
+        }
+        cache.check_room(index, shape[1])?;
+    }
+    Ok((shape[0], shape[1]))
 }
 
 /// Boolean `[B, 1, L, offset + L]`: query slot t sees key slot s iff pad[b] ≤ s ≤ t.

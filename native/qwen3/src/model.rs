@@ -250,6 +250,19 @@ impl Model {
         self.final_logits(&h, last_only)
     }
 
+    /// One step for `B` independent rows (`ids`: `[B, L]`), row `i` with its own one-row
+    /// cache `caches[i]` at its own offset: continuous batching of separate generations.
+    pub fn forward_rows(&self, ids: &Array, caches: &mut [&mut KvCache], last_only: bool) -> Result<Array> {
+        if caches.iter().any(|c| c.num_layers() != self.layers.len()) {
+            bail!(InvalidArgument, "a cache was made for another model");
+        }
+        let mut h = self.embed(ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward_rows(&h, i, caches, &self.dims)?;
+        }
+        self.final_logits(&h, last_only)
+    }
+
     /// Bytes of weights held (what one decode step reads).
     pub fn weight_bytes(&self) -> usize {
         let norms: usize = self.norm.nbytes();

@@ -268,6 +268,34 @@ fn model_forward(
     })
 }
 
+/// One step for rows with one cache each (continuous batching; see `Model::forward_rows`).
+#[rustler::nif]
+fn model_forward_rows(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    ids: ResourceArc<ArrayRef>,
+    caches: Vec<ResourceArc<CacheRef>>,
+    last_only: bool,
+) -> Term {
+    if caches
+        .iter()
+        .any(|c| !Arc::ptr_eq(c.cache.worker(), model.worker()))
+    {
+        let e = NifError::new("wrong_device", "cache and model live on different devices");
+        return immediate_error(env, e);
+    }
+    let a = ids.clone();
+    with_model(env, &model, &[&ids], move |m| {
+        // Borrowing a cache twice fails: one cache cannot hold two rows.
+        let mut held = caches
+            .iter()
+            .map(|c| cache_of(c))
+            .collect::<NifResult<Vec<_>>>()?;
+        let mut rows: Vec<&mut KvCache> = held.iter_mut().map(|c| &mut **c).collect();
+        Ok(m.forward_rows(a.get()?, &mut rows, last_only)?)
+    })
+}
+
 #[rustler::nif]
 fn cache_offset(env: Env, cache: ResourceArc<CacheRef>) -> Term {
     let c = cache.clone();

@@ -6,7 +6,7 @@ use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::reply::{IntoReply, Reply};
 use mlx::{Pinned, Worker};
-use qwen3::sampler::{Placement, Sampler, SamplerSpec};
+use qwen3::sampler::{sample_rows, Placement, Sampler, SamplerSpec};
 use rustler::{Atom, Env, NifMap, Resource, ResourceArc, Term};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -88,5 +88,35 @@ fn sampler_sample(env: Env, sampler: ResourceArc<SamplerRef>, logits: ResourceAr
             .try_borrow_mut()
             .map_err(|_| NifError::invalid("the sampler is in use by another call"))?;
         Ok(sampler.sample(l.get()?)?)
+    })
+}
+
+/// The next token of each row, `[B]` uint32, row `i` drawn by `samplers[i]`.
+#[rustler::nif]
+fn sampler_sample_rows(
+    env: Env,
+    samplers: Vec<ResourceArc<SamplerRef>>,
+    logits: ResourceArc<ArrayRef>,
+) -> Term {
+    if samplers
+        .iter()
+        .any(|s| !Arc::ptr_eq(s.sampler.worker(), logits.worker()))
+    {
+        let e = NifError::new("wrong_device", "samplers and logits live on different devices");
+        return immediate_error(env, e);
+    }
+    let l = logits.clone();
+    dispatch(env, logits.worker(), move || {
+        let mut held = samplers
+            .iter()
+            .map(|s| {
+                s.sampler
+                    .get()?
+                    .try_borrow_mut()
+                    .map_err(|_| NifError::invalid("a sampler is in use by another call (or given twice)"))
+            })
+            .collect::<NifResult<Vec<_>>>()?;
+        let mut rows: Vec<&mut Sampler> = held.iter_mut().map(|s| &mut **s).collect();
+        Ok(sample_rows(&mut rows, l.get()?)?)
     })
 }

@@ -193,6 +193,30 @@ impl Sampler {
     }
 }
 
+/// The next token of each row (`[B]` uint32), row `i` drawn by `samplers[i]` from its own
+/// logits: separate generations sharing one batched step keep their own filters and streams.
+pub fn sample_rows(samplers: &mut [&mut Sampler], logits: &Array) -> Result<Array> {
+    let logits = last_logits(logits)?;
+    let shape = logits.shape();
+    if shape[0] as usize != samplers.len() {
+        bail!(
+            InvalidArgument,
+            "{} samplers for {} rows of logits",
+            samplers.len(),
+            shape[0]
+        );
+    }
+    let tokens = samplers
+        .iter_mut()
+        .enumerate()
+        .map(|(row, s)| {
+            let r = row as i32;
+            s.sample(&logits.slice(&[r, 0], &[r + 1, shape[1]])?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(mlx::concatenate(&tokens.iter().collect::<Vec<_>>(), 0)?)
+}
+
 fn graph_history(rows: &[Vec<u32>]) -> Result<History> {
     let n = rows.first().map_or(0, Vec::len);
     if rows.iter().any(|r| r.len() != n) {
