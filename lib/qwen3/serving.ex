@@ -201,9 +201,10 @@ defmodule Qwen3.Serving do
     end
   end
 
-  # Halted early (or failed): the serving drops the request; late messages are flushed.
+  # Halted early (or failed): once the serving has dropped the request (a call, so every
+  # token it sent before is already here), its messages are flushed.
   defp close({pid, ref, monitor, state}) do
-    if state == :running, do: GenServer.cast(pid, {:cancel, ref})
+    if state == :running, do: call(pid, {:cancel, ref})
     Process.demonitor(monitor, [:flush])
     flush(ref)
   end

@@ -109,9 +109,8 @@ defmodule Qwen3.Serving.Server do
     end
   end
 
-  @impl true
-  def handle_cast({:cancel, ref}, state),
-    do: {:noreply, state |> drop(&(&1.ref == ref), :cancelled) |> publish()}
+  def handle_call({:cancel, ref}, _from, state),
+    do: {:reply, :ok, state |> drop(&(&1.ref == ref), :cancelled) |> publish()}
 
   @impl true
   def handle_info({:DOWN, monitor, :process, _pid, _reason}, state),
