@@ -11,7 +11,7 @@ export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
 export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
 
 .PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
-        lint demo bench bench-micro fuzz soak clean
+        lint demo bench bench-serving bench-micro fuzz soak clean
 
 setup: setup-system setup-mlx setup-tokenizer setup-oracle
 
@@ -55,6 +55,10 @@ bench: setup build
 	mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
 
 # NIF round trips, and the Elixir vs native loop on the test fixtures.
+# Qwen3.Serving with 1/4/8 concurrent callers vs the same requests one after another.
+bench-serving: setup build
+	mix run bench/serving.exs $(if $(CKPT),$(CKPT),--write-readme)
+
 bench-micro: setup build
 	mix run bench/nif_round_trip.exs
 	export $(FIXTURES); mix run bench/generate_loops.exs

@@ -14,20 +14,19 @@ prompt_lens = [128, 512]
 decode_tokens = 128
 runs = 3
 
+Code.require_file("support.exs", __DIR__)
+
 dirs =
   if dirs == [] do
-    root = Path.join(System.fetch_env!("QWEN3_CACHE"), "bench-checkpoints")
-    {_, 0} = System.cmd(python, ["bench/checkpoints.py", root], into: IO.stream(:stdio, :line))
-
     only =
       if opts[:only], do: String.split(opts[:only], ","), else: ~w(tiny-bf16 0.6b-bf16 0.6b-8bit 0.6b-4bit)
 
-    Enum.map(only, &Path.join(root, &1))
+    Bench.checkpoints(only)
   else
     dirs
   end
 
-median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
+median = &Bench.median/1
 p95 = fn xs -> xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, trunc(0.95 * length(xs)))) end
 # The same fixed, non-repeating ids as bench/mlx_lm_side.py.
 prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
@@ -93,25 +92,7 @@ ours = fn dir ->
   %{info: model.info, prefill: pre, decode: dec, mlx_peak: Memory.stats!().peak, rss: Memory.rss()}
 end
 
-machine = fn ->
-  cpu =
-    case File.read("/proc/cpuinfo") do
-      {:ok, text} -> Regex.run(~r/model name\s*:\s*(.+)/, text, capture: :all_but_first) |> List.first()
-      _ -> :erlang.system_info(:system_architecture) |> to_string()
-    end
-
-  load =
-    case File.read("/proc/loadavg"),
-      do:
-        (
-          {:ok, l} -> l |> String.split() |> Enum.take(3) |> Enum.join(" ")
-          _ -> "?"
-        )
-
-  "#{cpu}, #{:erlang.system_info(:logical_processors)} cores; load average before the run: #{load}"
-end
-
-header_machine = machine.()
+header_machine = Bench.machine()
 gbs = bandwidth.()
 IO.puts("#{header_machine}\nmeasured read bandwidth: #{Float.round(gbs, 1)} GB/s\n")
 
@@ -228,10 +209,4 @@ report = """
 
 IO.puts(report)
 
-if opts[:write_readme] do
-  path = "bench/README.md"
-  [before, rest] = path |> File.read!() |> String.split("<!-- results -->", parts: 2)
-  [_old, tail] = String.split(rest, "<!-- /results -->", parts: 2)
-  File.write!(path, before <> "<!-- results -->\n" <> report <> "<!-- /results -->" <> tail)
-  IO.puts(:stderr, "wrote the table into #{path}")
-end
+if opts[:write_readme], do: Bench.write_readme("results", report)

@@ -12,6 +12,8 @@ defmodule Qwen3.Error do
     * `:empty_prompt` — nothing to generate from
     * `:cache_overflow` — the prompt (or conversation) does not fit the KV cache
     * `:timeout` — a generation passed its `:timeout`
+    * `:overloaded` — every `Qwen3.Serving` of that name is full (running and queued)
+    * `:node_down`, `:serving_down` — the serving of a request went away mid-request
     * `:worker_gone` — the device worker has stopped
   """
   defexception [:kind, :message]

@@ -31,6 +31,7 @@ fn main() {
     cxx_build::bridge("src/ffi.rs")
         .file("cpp/shim.cc")
         .file("cpp/linear.cc")
+        .file("cpp/few_rows.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -42,7 +43,14 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=mlx");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:libdir={}", lib.display());
-    for f in ["src/ffi.rs", "cpp/shim.cc", "cpp/shim.h", "cpp/linear.cc"] {
+    for f in [
+        "src/ffi.rs",
+        "cpp/shim.cc",
+        "cpp/shim.h",
+        "cpp/linear.cc",
+        "cpp/few_rows.cc",
+        "cpp/few_rows.h",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=MLX_DIR");

@@ -1,13 +1,15 @@
-// `x · Wᵀ` with a decode fast path: for a single row of float32 on the CPU, a custom MLX
-// primitive calls BLAS sgemv. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21,
-// Debian 12) runs sgemm with one row at about a third of sgemv's memory bandwidth — and a
-// decode step is nothing but one-row products over every weight.
+// `x · Wᵀ` with a decode fast path: for one row of float32 on the CPU, a custom MLX
+// primitive calls BLAS sgemv; for 2–8 rows (a batched decode step) it runs the few-rows
+// kernel. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21, Debian 12) runs sgemm
+// with few rows at a third of sgemv's memory bandwidth or less — and a decode step is
+// nothing but few-row products over every weight.
 #include <dlfcn.h>
 
 #include <stdexcept>
 
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
+#include "mlx/cpp/few_rows.h"
 #include "mlx/cpp/shim.h"
 #include "mlx/primitives.h"
 
@@ -39,38 +41,48 @@ Sgemv find_sgemv() {
   return found;
 }
 
-// y[1, n] = x[1, k] · W[n, k]ᵀ; both inputs row-contiguous (ensured when built).
-class RowTimesMatrixT : public mx::Primitive {
+// y[rows, n] = x[rows, k] · W[n, k]ᵀ; both inputs row-contiguous (ensured when built).
+class RowsTimesMatrixT : public mx::Primitive {
  public:
-  explicit RowTimesMatrixT(mx::Stream stream) : mx::Primitive(stream) {}
+  explicit RowsTimesMatrixT(mx::Stream stream) : mx::Primitive(stream) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     const auto& x = inputs[0];
     const auto& w = inputs[1];
     auto& y = outputs[0];
     if (!x.flags().row_contiguous || !w.flags().row_contiguous) {
-      throw std::runtime_error("RowTimesMatrixT needs row-contiguous inputs");
+      throw std::runtime_error("RowsTimesMatrixT needs row-contiguous inputs");
     }
     y.set_data(mx::allocator::malloc(y.nbytes()));
     auto& encoder = mx::cpu::get_command_encoder(stream());
     encoder.set_input_array(x);
     encoder.set_input_array(w);
     encoder.set_output_array(y);
-    encoder.dispatch([xs = x.data<float>(), ws = w.data<float>(), ys = y.data<float>(), n = w.shape(0),
-                      k = w.shape(1), sgemv = find_sgemv()] {
-      sgemv(kRowMajor, kNoTrans, n, k, 1.0f, ws, k, xs, 1, 0.0f, ys, 1);
+    const int rows = static_cast<int>(x.size() / w.shape(1));
+    encoder.dispatch([xs = x.data<float>(), ws = w.data<float>(), ys = y.data<float>(), rows, n = w.shape(0),
+                      k = w.shape(1)] {
+      if (rows == 1) {
+        find_sgemv()(kRowMajor, kNoTrans, n, k, 1.0f, ws, k, xs, 1, 0.0f, ys, 1);
+      } else {
+        few_rows_times_matrix_t(xs, rows, ws, n, k, ys);
+      }
     });
   }
 
   void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("RowTimesMatrixT runs on the CPU only");
+    throw std::runtime_error("RowsTimesMatrixT runs on the CPU only");
   }
 
-  const char* name() const override { return "RowTimesMatrixT"; }
+  const char* name() const override { return "RowsTimesMatrixT"; }
   bool is_equivalent(const mx::Primitive&) const override { return true; }
 };
 
-bool one_row(const mx::array& x) { return x.size() == static_cast<size_t>(x.shape(-1)); }
+// One row goes to sgemv, 2–8 rows to the few-rows kernel, when this machine has them.
+bool fast_rows(const mx::array& x) {
+  const size_t rows = x.size() / static_cast<size_t>(x.shape(-1));
+  if (rows == 1) return find_sgemv() != nullptr;
+  return rows >= 2 && rows <= kFewRowsMax && few_rows_supported();
+}
 
 }  // namespace
 
@@ -79,14 +91,14 @@ bool has_blas_gemv() { return find_sgemv() != nullptr; }
 UArray linear(const Array& x, const Array& w) {
   mx::Device device = current_device();
   bool fast = device == mx::Device::cpu && x.dtype() == mx::float32 && w.dtype() == mx::float32 &&
-              w.ndim() == 2 && x.ndim() >= 1 && x.shape(-1) == w.shape(1) && one_row(x) && w.is_available() &&
-              w.flags().row_contiguous && find_sgemv() != nullptr;
+              w.ndim() == 2 && x.ndim() >= 1 && x.shape(-1) == w.shape(1) && x.shape(-1) > 0 && fast_rows(x) &&
+              w.is_available() && w.flags().row_contiguous;
   if (!fast) return std::make_unique<Array>(mx::matmul(x, mx::transpose(w, {1, 0}, device), device));
   auto shape = x.shape();
   shape.back() = w.shape(0);
   auto row = mx::contiguous(x, false, device);
   return std::make_unique<Array>(mx::array(std::move(shape), mx::float32,
-                                           std::make_shared<RowTimesMatrixT>(mx::default_stream(device)), {row, w}));
+                                           std::make_shared<RowsTimesMatrixT>(mx::default_stream(device)), {row, w}));
 }
 
 }  // namespace qwen3_mlx

@@ -78,6 +78,7 @@ UArray matmul(const Array& a, const Array& b);
 // `x · Wᵀ` (cpp/linear.cc: sgemv for one float32 row on the CPU).
 UArray linear(const Array& x, const Array& w);
 bool has_blas_gemv();
+bool few_rows_supported();  // cpp/few_rows.cc
 
 // Fused kernels (mlx::core::fast).
 UArray rms_norm(const Array& x, const Array& weight, float eps);

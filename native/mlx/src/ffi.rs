@@ -63,6 +63,7 @@ pub(crate) mod bridge {
         fn matmul(a: &Array, b: &Array) -> Result<UniquePtr<Array>>;
         fn linear(x: &Array, w: &Array) -> Result<UniquePtr<Array>>;
         fn has_blas_gemv() -> bool;
+        fn few_rows_supported() -> bool;
 
         fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<UniquePtr<Array>>;
         fn rope(

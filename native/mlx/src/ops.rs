@@ -146,7 +146,8 @@ impl Array {
     }
 
     /// `self · wᵀ` for a `[out, in]` weight; one float32 row on the CPU goes through BLAS
-    /// sgemv instead of MLX's sgemm (three times the bandwidth on OpenBLAS 0.3.21).
+    /// sgemv instead of MLX's sgemm (three times the bandwidth on OpenBLAS 0.3.21), and 2–8
+    /// rows through a kernel that reads the weights once (see cpp/few_rows.cc).
     pub fn linear(&self, w: &Array) -> Result<Array> {
         wrap(bridge::linear(&self.raw, &w.raw))
     }
@@ -154,6 +155,12 @@ impl Array {
     /// Whether [`Array::linear`]'s sgemv path is there (a BLAS with `cblas_sgemv` is loaded).
     pub fn has_blas_gemv() -> bool {
         bridge::has_blas_gemv()
+    }
+
+    /// Whether [`Array::linear`]'s kernel for 2–8 float32 rows runs here (x86-64 with AVX2
+    /// and FMA); elsewhere those products go through MLX's matmul.
+    pub fn has_few_rows_kernel() -> bool {
+        bridge::few_rows_supported()
     }
 
     /// `cond ? a : b`, element-wise with broadcasting.

@@ -47,7 +47,8 @@ fn matmul_matches_a_plain_rust_product() {
 }
 
 /// `x · Wᵀ` on every path of `linear`: the sgemv primitive (one f32 row, also from a
-/// non-contiguous view) and the matmul fallback (several rows, a weight not yet evaluated).
+/// non-contiguous view), the few-rows kernel (3 rows) and the matmul fallback (a weight not
+/// yet evaluated).
 #[test]
 fn linear_matches_a_plain_rust_product_on_every_path() {
     let (n, k) = (37, 19);
@@ -94,6 +95,55 @@ fn linear_matches_a_plain_rust_product_on_every_path() {
         }
     }
     assert!(Array::has_blas_gemv(), "this CPU build should find cblas_sgemv");
+}
+
+/// The few-rows kernel for every row count it takes (2–8) and the fallbacks around it (1 and
+/// 9 rows), on a weight big enough to be split across threads and a width with a tail
+/// beyond the 8-wide vectors. Reference: f64 sums in plain Rust; tolerance 1e-3 absolute
+/// (sums of 1,030 products of magnitude ≤ 1).
+#[test]
+fn linear_with_one_to_nine_rows_matches_a_plain_rust_product() {
+    let (n, k) = (2053usize, 1030usize);
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 7919 % 2003) as f32 / 1001.5) - 1.0)
+        .collect();
+    let xs: Vec<f32> = (0..9 * k).map(|i| (i as f32 * 0.013).sin()).collect();
+    let want = |rows: usize| -> Vec<f32> {
+        (0..rows)
+            .flat_map(|r| {
+                let (x, w) = (&xs[r * k..(r + 1) * k], &w);
+                (0..n).map(move |j| (0..k).map(|c| x[c] as f64 * w[j * k + c] as f64).sum::<f64>() as f32)
+            })
+            .collect()
+    };
+    let (wc, xc) = (w.clone(), xs.clone());
+    let got = cpu()
+        .run(move || {
+            let w = Array::from_slice(&wc, &[n as i32, k as i32])?;
+            w.eval()?;
+            (1..=9)
+                .map(|rows| {
+                    let x = Array::from_slice(&xc[..rows * k], &[rows as i32, k as i32])?;
+                    x.linear(&w)?.to_vec::<f32>()
+                })
+                .collect::<mlx::Result<Vec<_>>>()
+        })
+        .unwrap();
+    for (rows, g) in (1..=9).zip(&got) {
+        let worst = g
+            .iter()
+            .zip(want(rows))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-3, "{rows} rows: off by {worst}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        assert!(
+            Array::has_few_rows_kernel(),
+            "this CPU has AVX2 and FMA: the kernel should run"
+        );
+    }
 }
 
 #[test]

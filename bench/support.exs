@@ -1,0 +1,41 @@
+defmodule Bench do
+  @moduledoc false
+  # What the bench scripts share: the benchmark checkpoints, the machine line, and
+  # replacing a marked section of bench/README.md.
+
+  @doc "Builds (once, into the cache) the random benchmark checkpoints; returns the dirs of `names`."
+  def checkpoints(names) do
+    python = System.fetch_env!("QWEN3_ORACLE_PYTHON")
+    root = Path.join(System.fetch_env!("QWEN3_CACHE"), "bench-checkpoints")
+    {_, 0} = System.cmd(python, ["bench/checkpoints.py", root], into: IO.stream(:stdio, :line))
+    Enum.map(names, &Path.join(root, &1))
+  end
+
+  @doc "CPU model, core count and load average now."
+  def machine do
+    cpu =
+      case File.read("/proc/cpuinfo") do
+        {:ok, text} -> Regex.run(~r/model name\s*:\s*(.+)/, text, capture: :all_but_first) |> List.first()
+        _ -> :erlang.system_info(:system_architecture) |> to_string()
+      end
+
+    load =
+      case File.read("/proc/loadavg") do
+        {:ok, l} -> l |> String.split() |> Enum.take(3) |> Enum.join(" ")
+        _ -> "?"
+      end
+
+    "#{cpu}, #{:erlang.system_info(:logical_processors)} cores; load average before the run: #{load}"
+  end
+
+  @doc "Replaces what lies between `<!-- tag -->` and `<!-- /tag -->` in bench/README.md."
+  def write_readme(tag, report) do
+    path = "bench/README.md"
+    [before, rest] = path |> File.read!() |> String.split("<!-- #{tag} -->", parts: 2)
+    [_old, tail] = String.split(rest, "<!-- /#{tag} -->", parts: 2)
+    File.write!(path, before <> "<!-- #{tag} -->\n" <> report <> "<!-- /#{tag} -->" <> tail)
+    IO.puts(:stderr, "wrote the table into #{path}")
+  end
+
+  def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
+end
