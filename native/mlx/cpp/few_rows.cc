@@ -5,6 +5,7 @@
 #include "mlx/cpp/few_rows.h"
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -98,7 +99,14 @@ void few_rows_times_matrix_t(const float* x, int rows, const float* w, int n, in
   std::vector<std::thread> helpers;
   for (int t = 1; t < threads; ++t) {
     const int begin = t * per, end = std::min(n, begin + per);
-    if (begin < end) helpers.emplace_back(run, x, w, n, k, y, begin, end);
+    if (begin >= end) continue;
+    // This runs inside an MLX task, where an exception must not escape: without a thread,
+    // the part is done here.
+    try {
+      helpers.emplace_back(run, x, w, n, k, y, begin, end);
+    } catch (const std::system_error&) {
+      run(x, w, n, k, y, begin, end);
+    }
   }
   run(x, w, n, k, y, 0, std::min(n, per));
   for (auto& h : helpers) h.join();
