@@ -145,16 +145,8 @@ defmodule Qwen3 do
         [] -> {:error, :not_found}
       end
 
-    flush(ref)
+    Qwen3.Streamer.flush(ref)
     result
-  end
-
-  defp flush(ref) do
-    receive do
-      {^ref, _} -> flush(ref)
-    after
-      0 -> :ok
-    end
   end
 
   @doc false

@@ -206,14 +206,6 @@ defmodule Qwen3.Serving do
   defp close({pid, ref, monitor, state}) do
     if state == :running, do: call(pid, {:cancel, ref})
     Process.demonitor(monitor, [:flush])
-    flush(ref)
-  end
-
-  defp flush(ref) do
-    receive do
-      {^ref, _} -> flush(ref)
-    after
-      0 -> :ok
-    end
+    Qwen3.Streamer.flush(ref)
   end
 end

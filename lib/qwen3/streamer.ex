@@ -36,4 +36,13 @@ defmodule Qwen3.Streamer do
         end
     end
   end
+
+  @doc "Drops every `{ref, _}` message already in the caller's mailbox."
+  def flush(ref) do
+    receive do
+      {^ref, _} -> flush(ref)
+    after
+      0 -> :ok
+    end
+  end
 end

@@ -4,6 +4,7 @@ defmodule Qwen3.ServingDistributedTest do
   # its requests fail with a tagged error, the others complete, new ones go to the survivor.
   use ExUnit.Case, async: false
 
+  import Qwen3.TestHelpers
   alias Qwen3.{Error, Fixtures, Serving}
 
   @serving :distributed_serving
@@ -29,20 +30,14 @@ defmodule Qwen3.ServingDistributedTest do
     {peer, node, pid}
   end
 
-  defp eventually(check, tries \\ 500) do
-    cond do
-      check.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && eventually(check, tries - 1)
-    end
-  end
-
   defp prompt(i), do: for(j <- 0..rem(i, 5), do: rem(i * 41 + j * 7, 1000))
 
   test "two nodes serve a third; a node halted mid-run fails only its own requests" do
     {_peer_a, node_a, serving_a} = start_node(:a)
     {_peer_b, _node_b, serving_b} = start_node(:b)
-    assert eventually(fn -> Enum.sort(Serving.members(@serving)) == Enum.sort([serving_a, serving_b]) end)
+
+    assert eventually(500, fn -> Enum.sort(Serving.members(@serving)) == Enum.sort([serving_a, serving_b]) end)
+
     model = Qwen3.Model.load!(Fixtures.path("dense-f32-tied"))
 
     # Short requests: both nodes take some, and results equal local generation.
@@ -63,7 +58,10 @@ defmodule Qwen3.ServingDistributedTest do
     long =
       for i <- 0..7, do: Task.async(fn -> Serving.generate(@serving, prompt(i), max_new_tokens: 1000) end)
 
-    assert eventually(fn -> Serving.stats(serving_a).active > 0 and Serving.stats(serving_b).active > 0 end)
+    assert eventually(500, fn ->
+             Serving.stats(serving_a).active > 0 and Serving.stats(serving_b).active > 0
+           end)
+
     :erpc.cast(node_a, :erlang, :halt, [])
     outcomes = Task.await_many(long, 120_000)
 
@@ -74,7 +72,7 @@ defmodule Qwen3.ServingDistributedTest do
     assert length(failed) + length(completed) == 8
 
     # New requests go to the node that is left.
-    assert eventually(fn -> Serving.members(@serving) == [serving_b] end)
+    assert eventually(500, fn -> Serving.members(@serving) == [serving_b] end)
     assert {:ok, %{tokens: [_, _, _]}} = Serving.generate(@serving, [1, 2], max_new_tokens: 3)
   end
 end

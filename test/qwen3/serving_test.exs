@@ -3,6 +3,7 @@ defmodule Qwen3.ServingTest do
   # bounded, callers that leave free their slot, timeouts and bad input come back tagged.
   use ExUnit.Case, async: false
 
+  import Qwen3.TestHelpers
   alias Qwen3.{Error, Fixtures, Model, Serving}
 
   setup_all do
@@ -24,14 +25,6 @@ defmodule Qwen3.ServingTest do
 
   defp concurrently(fun, n),
     do: 0..(n - 1) |> Enum.map(&Task.async(fn -> fun.(&1) end)) |> Task.await_many(60_000)
-
-  defp eventually(check, tries \\ 200) do
-    cond do
-      check.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && eventually(check, tries - 1)
-    end
-  end
 
   test "batched results equal one-at-a-time results, greedy and sampled", %{model: model} do
     name = start_serving(model, batch_size: 4)

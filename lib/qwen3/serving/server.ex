@@ -121,6 +121,9 @@ defmodule Qwen3.Serving.Server do
     {:noreply, state |> publish() |> schedule()}
   end
 
+  # A late reply nobody waits for any more must not stop the serving.
+  def handle_info(_other, state), do: {:noreply, state}
+
   ## Submission
 
   defp enqueue(request, state) do
