@@ -382,13 +382,8 @@ defmodule Qwen3.Generate do
     end
   end
 
-  defp reuse(%KVCache{tokens: known} = cache, offset, ids) when length(known) == offset do
-    # At least the last input token is fed again, so there are logits to sample from.
-    keep = min(common_prefix(known, ids, 0), length(ids) - 1)
-
-    with :ok <- if(keep < offset, do: KVCache.truncate(cache, keep), else: :ok),
-         do: {:ok, cache, Enum.drop(ids, keep)}
-  end
+  defp reuse(%KVCache{tokens: known} = cache, offset, ids) when length(known) == offset,
+    do: keep_prefix(cache, offset, ids)
 
   # Tokens unknown (a cache made by hand and filled elsewhere): `ids` must extend it.
   defp reuse(cache, offset, ids) when length(ids) > offset, do: {:ok, cache, Enum.drop(ids, offset)}
@@ -400,6 +395,21 @@ defmodule Qwen3.Generate do
          kind: :invalid_argument,
          message: "the cache already holds #{offset} tokens; input_ids (#{length(ids)}) must extend them"
        }}
+
+  @doc false
+  # Cuts `cache` (holding `offset` tokens, all known) back to the longest prefix of `ids` it
+  # holds. Returns it with its tokens and the ids still to feed: at least the last one, so
+  # there are logits to sample from. `Qwen3.Serving` reuses its slots this way.
+  def keep_prefix(%KVCache{tokens: known} = cache, offset, ids) do
+    keep = min(common_prefix(known, ids), length(ids) - 1)
+
+    with :ok <- if(keep < offset, do: KVCache.truncate(cache, keep), else: :ok),
+         do: {:ok, %{cache | tokens: Enum.take(ids, keep)}, Enum.drop(ids, keep)}
+  end
+
+  @doc false
+  # How many leading elements two lists share.
+  def common_prefix(a, b), do: common_prefix(a, b, 0)
 
   defp common_prefix([a | as], [a | bs], n), do: common_prefix(as, bs, n + 1)
   defp common_prefix(_, _, n), do: n

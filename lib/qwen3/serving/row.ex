@@ -27,14 +27,18 @@ defmodule Qwen3.Serving.Row do
   @doc "Places the row in `cache`, keeping the longest prefix of its prompt the cache holds."
   @spec admit(t, KVCache.t()) :: {:ok, t} | {:error, Qwen3.Error.t()}
   def admit(row, %KVCache{} = cache) do
-    # At least the last prompt token is fed again, so there are logits to sample from.
-    keep = min(common_prefix(cache.tokens || [], row.ids, 0), length(row.ids) - 1)
-
-    with :ok <- KVCache.truncate(cache, keep) do
-      cache = %{cache | tokens: Enum.take(row.ids, keep)}
-      {:ok, %{row | cache: cache, fed: keep, admitted_at: System.monotonic_time()}}
+    with {:ok, cache, offset} <- known(cache),
+         {:ok, cache, rest} <- Generate.keep_prefix(cache, offset, row.ids) do
+      {:ok, %{row | cache: cache, fed: length(row.ids) - length(rest), admitted_at: System.monotonic_time()}}
     end
   end
+
+  # A cache whose content is unknown (its last request did not finish) starts empty.
+  defp known(%KVCache{tokens: nil} = cache) do
+    with :ok <- KVCache.truncate(cache, 0), do: {:ok, %{cache | tokens: []}, 0}
+  end
+
+  defp known(cache), do: {:ok, cache, length(cache.tokens)}
 
   @doc """
   Feeds up to `chunk` more prompt tokens. While more than `chunk` are left it only fills
@@ -92,7 +96,4 @@ defmodule Qwen3.Serving.Row do
 
     {result, meta.kv_cache}
   end
-
-  defp common_prefix([a | as], [a | bs], n), do: common_prefix(as, bs, n + 1)
-  defp common_prefix(_, _, n), do: n
 end

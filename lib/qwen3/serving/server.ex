@@ -208,12 +208,9 @@ defmodule Qwen3.Serving.Server do
 
   defp expire(state) do
     now = System.monotonic_time()
-    late? = &(&1.deadline != nil and &1.deadline < now)
-    {late_rows, rows} = Enum.split_with(state.rows, late?)
-    {late_queued, queued} = state.queue |> :queue.to_list() |> Enum.split_with(late?)
-    state = %{state | rows: rows, queue: :queue.from_list(queued)}
+    {late, state} = take_out(state, &(&1.deadline != nil and &1.deadline < now))
 
-    Enum.reduce(late_rows ++ late_queued, state, fn row, state ->
+    Enum.reduce(late, state, fn row, state ->
       ms = System.convert_time_unit(now - row.submitted_at, :native, :millisecond)
 
       e = %Error{
@@ -252,12 +249,9 @@ defmodule Qwen3.Serving.Server do
   end
 
   defp take_cache(state, ids) do
-    best = Enum.max_by(state.free, &shared(&1.tokens || [], ids, 0))
+    best = Enum.max_by(state.free, &Generate.common_prefix(&1.tokens || [], ids))
     {:ok, best, %{state | free: List.delete(state.free, best)}}
   end
-
-  defp shared([a | as], [a | bs], n), do: shared(as, bs, n + 1)
-  defp shared(_, _, n), do: n
 
   # Advances prefilling rows, oldest first, by up to `prefill_chunk` prompt tokens in all.
   defp prefill(state), do: prefill(state, Enum.filter(state.rows, &(&1.gen == nil)), state.prefill_chunk)
@@ -315,14 +309,19 @@ defmodule Qwen3.Serving.Server do
 
   # Removes matching rows and queued requests (cancelled or caller gone) without a reply.
   defp drop(state, match?, counter) do
-    {gone, rows} = Enum.split_with(state.rows, match?)
-    {gone_queued, queued} = state.queue |> :queue.to_list() |> Enum.split_with(match?)
-    state = %{state | rows: rows, queue: :queue.from_list(queued)}
+    {gone, state} = take_out(state, match?)
 
-    Enum.reduce(gone ++ gone_queued, state, fn row, state ->
+    Enum.reduce(gone, state, fn row, state ->
       Process.demonitor(row.monitor, [:flush])
       state |> release(row) |> count(counter)
     end)
+  end
+
+  # The running rows and queued requests that match, and the state without them.
+  defp take_out(state, match?) do
+    {rows_out, rows} = Enum.split_with(state.rows, match?)
+    {queued_out, queued} = state.queue |> :queue.to_list() |> Enum.split_with(match?)
+    {rows_out ++ queued_out, %{state | rows: rows, queue: :queue.from_list(queued)}}
   end
 
   # A row that did not finish: its cache content is unknown, so it is cleared on reuse.

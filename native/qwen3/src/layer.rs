@@ -206,16 +206,21 @@ impl Mlp {
 
 /// Checks `x` is `[B, L, hidden]` for this cache and that L new tokens fit.
 pub fn check_input(x: &Array, index: usize, cache: &KvCache, d: &Dims) -> Result<(i32, i32)> {
+    let (b, l) = check_hidden(x, cache.batch(), d)?;
+    cache.check_room(index, l)?;
+    Ok((b, l))
+}
+
+/// `(B, L)` of hidden states `x`, which must be `[batch, L ≥ 1, hidden]`.
+fn check_hidden(x: &Array, batch: i32, d: &Dims) -> Result<(i32, i32)> {
     let shape = x.shape();
-    if shape.len() != 3 || shape[0] != cache.batch() || shape[2] != d.hidden || shape[1] < 1 {
+    if shape.len() != 3 || shape[0] != batch || shape[2] != d.hidden || shape[1] < 1 {
         bail!(
             InvalidArgument,
-            "expected hidden states of shape [{}, L ≥ 1, {}], got {shape:?}",
-            cache.batch(),
+            "expected hidden states of shape [{batch}, L ≥ 1, {}], got {shape:?}",
             d.hidden
         );
     }
-    cache.check_room(index, shape[1])?;
     Ok((shape[0], shape[1]))
 }
 
@@ -306,15 +311,7 @@ impl Attention {
 
 /// Checks `x` is `[B, L, hidden]` with one unpadded one-row cache per row, each with room.
 fn check_rows(x: &Array, index: usize, caches: &[&mut KvCache], d: &Dims) -> Result<(i32, i32)> {
-    let shape = x.shape();
-    if shape.len() != 3 || shape[0] as usize != caches.len() || shape[2] != d.hidden || shape[1] < 1 {
-        bail!(
-            InvalidArgument,
-            "expected hidden states of shape [{}, L ≥ 1, {}] (one row per cache), got {shape:?}",
-            caches.len(),
-            d.hidden
-        );
-    }
+    let (b, l) = check_hidden(x, caches.len() as i32, d)?;
     for cache in caches {
         if cache.batch() != 1 || cache.left_padding().is_some() {
             bail!(
@@ -322,9 +319,9 @@ fn check_rows(x: &Array, index: usize, caches: &[&mut KvCache], d: &Dims) -> Res
                 "each row needs its own one-row cache without padding"
             );
         }
-        cache.check_room(index, shape[1])?;
+        cache.check_room(index, l)?;
     }
-    Ok((shape[0], shape[1]))
+    Ok((b, l))
 }
 
 /// Boolean `[B, 1, L, offset + L]`: query slot t sees key slot s iff pad[b] ≤ s ≤ t.
