@@ -32,6 +32,9 @@ fn main() {
         .file("cpp/shim.cc")
         .file("cpp/linear.cc")
         .file("cpp/few_rows.cc")
+        .file("cpp/fused_cpu.cc")
+        .file("cpp/fused_rope.cc")
+        .file("cpp/fused_attention.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -50,6 +53,11 @@ fn main() {
         "cpp/linear.cc",
         "cpp/few_rows.cc",
         "cpp/few_rows.h",
+        "cpp/fused_cpu.h",
+        "cpp/cpu_kernel.h",
+        "cpp/fused_cpu.cc",
+        "cpp/fused_rope.cc",
+        "cpp/fused_attention.cc",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -1,5 +1,8 @@
 #include "mlx/cpp/shim.h"
 
+#include "mlx/cpp/fused_cpu.h"
+#include "mlx/primitives.h"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -89,6 +92,7 @@ rust::Vec<int32_t> shape(const Array& a) {
 uint8_t dtype(const Array& a) { return static_cast<uint8_t>(a.dtype().val()); }
 size_t nbytes(const Array& a) { return a.nbytes(); }
 UArray clone_array(const Array& a) { return own(a); }
+rust::String primitive_name(const Array& a) { return a.has_primitive() ? a.primitive().name() : ""; }
 
 UArray full(rust::Slice<const int32_t> shape, double value, uint8_t code) {
   auto dtype = to_dtype(code);
@@ -203,20 +207,35 @@ UArray cumsum(const Array& a, int32_t axis, bool reverse, bool inclusive) {
 UArray matmul(const Array& a, const Array& b) { return own(mx::matmul(a, b, dev())); }
 
 UArray rms_norm(const Array& x, const Array& weight, float eps) {
+  if (auto fused = fused_rms_norm(x, weight, eps)) return own(std::move(*fused));
   return own(mx::fast::rms_norm(x, weight, eps, dev()));
 }
 
 UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset) {
+  if (dims == x.shape(-1) && !traditional) {
+    if (auto fused = fused_rope(x, base, scale, mx::array(offset, mx::int32))) return own(std::move(*fused));
+  }
   return own(mx::fast::rope(x, dims, traditional, base, scale, offset, std::nullopt, dev()));
 }
 
 UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale, const Array& offsets) {
+  if (dims == x.shape(-1) && !traditional) {
+    if (auto fused = fused_rope(x, base, scale, offsets)) return own(std::move(*fused));
+  }
   return own(mx::fast::rope(x, dims, traditional, base, scale, offsets, std::nullopt, dev()));
 }
 
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal) {
+  if (auto fused = fused_attention(q, k, v, scale, causal)) return own(std::move(*fused));
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev()));
 }
+
+UArray swiglu(const Array& gate, const Array& up) {
+  if (auto fused = fused_swiglu(gate, up)) return own(std::move(*fused));
+  return own(mx::multiply(mx::multiply(gate, mx::sigmoid(gate, dev()), dev()), up, dev()));
+}
+
+bool set_fused_cpu_kernels(bool on) { return set_fused_cpu(on); }
 
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, "array", mask, {}, false, dev()));

@@ -27,6 +27,7 @@ rust::Vec<int32_t> shape(const Array& a);
 uint8_t dtype(const Array& a);
 size_t nbytes(const Array& a);
 UArray clone_array(const Array& a);
+rust::String primitive_name(const Array& a);
 UArray full(rust::Slice<const int32_t> shape, double value, uint8_t dtype);
 UArray arange(double start, double stop, double step, uint8_t dtype);
 
@@ -80,13 +81,15 @@ UArray linear(const Array& x, const Array& w);
 bool has_blas_gemv();
 bool few_rows_supported();  // cpp/few_rows.cc
 
-// Fused kernels (mlx::core::fast).
+// Fused kernels: on the CPU in float32 our own (cpp/fused_*.cc), else mlx::core::fast.
 UArray rms_norm(const Array& x, const Array& weight, float eps);
 UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset);
 UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale,
                     const Array& offsets);
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
+UArray swiglu(const Array& gate, const Array& up);
+bool set_fused_cpu_kernels(bool on);
 
 // Quantization (affine mode, as written by mlx-lm).
 UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, const Array& biases,

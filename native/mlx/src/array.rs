@@ -104,6 +104,12 @@ impl Array {
         Dtype::from_code(bridge::dtype(&self.raw)).expect("MLX returned an unknown dtype")
     }
 
+    /// The name of the MLX primitive that computes this node ("" once evaluated, or for a
+    /// constant): lets tests see which kernel a graph uses.
+    pub fn primitive_name(&self) -> String {
+        bridge::primitive_name(&self.raw)
+    }
+
     pub fn nbytes(&self) -> usize {
         bridge::nbytes(&self.raw)
     }

@@ -1,4 +1,6 @@
-//! MLX's fused kernels (`mlx::core::fast`) and affine quantization.
+//! Fused kernels and affine quantization. On the CPU in float32, rms_norm, RoPE, decode
+//! attention and SwiGLU are one graph node each (cpp/fused_*.cc); elsewhere they are
+//! `mlx::core::fast`'s kernels, or on the CPU its fallback graphs.
 
 use crate::array::{wrap, Array};
 use crate::dtype::Dtype;
@@ -50,6 +52,18 @@ pub fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, mask: Mask<'_>) -> Resu
         Mask::Causal => wrap(bridge::sdpa(&q.raw, &k.raw, &v.raw, scale, true)),
         Mask::Array(m) => wrap(bridge::sdpa_masked(&q.raw, &k.raw, &v.raw, scale, &m.raw)),
     }
+}
+
+/// `silu(gate) · up`, element-wise.
+pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
+    wrap(bridge::swiglu(&gate.raw, &up.raw))
+}
+
+/// Whether this thread builds the fused CPU kernels (on by default, off with the
+/// environment variable `QWEN3_FUSED_CPU=0`). Returns the previous setting. Off, the same
+/// calls build MLX's own graphs: the reference the fused kernels are tested against.
+pub fn set_fused_cpu_kernels(on: bool) -> bool {
+    bridge::set_fused_cpu_kernels(on)
 }
 
 /// `x · dequantize(w)ᵀ` (or without the transpose) without materialising the weights.

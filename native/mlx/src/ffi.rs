@@ -18,6 +18,7 @@ pub(crate) mod bridge {
         fn dtype(a: &Array) -> u8;
         fn nbytes(a: &Array) -> usize;
         fn clone_array(a: &Array) -> UniquePtr<Array>;
+        fn primitive_name(a: &Array) -> String;
         fn full(shape: &[i32], value: f64, dtype: u8) -> Result<UniquePtr<Array>>;
         fn arange(start: f64, stop: f64, step: f64, dtype: u8) -> Result<UniquePtr<Array>>;
 
@@ -85,6 +86,8 @@ pub(crate) mod bridge {
         fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<UniquePtr<Array>>;
         fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
             -> Result<UniquePtr<Array>>;
+        fn swiglu(gate: &Array, up: &Array) -> Result<UniquePtr<Array>>;
+        fn set_fused_cpu_kernels(on: bool) -> bool;
 
         fn quantized_matmul(
             x: &Array,

@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
-use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, Mask};
-use mlx::{concatenate, Array, Binary, Dtype, Unary};
+use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, swiglu, Mask};
+use mlx::{concatenate, Array, Binary, Dtype};
 
 pub struct Attention {
     pub q_proj: Matrix,
@@ -199,8 +199,8 @@ impl Layer {
 
 impl Mlp {
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let gate = self.gate_proj.linear(x)?.unary(Unary::Silu)?;
-        self.down_proj.linear(&gate.multiply(&self.up_proj.linear(x)?)?)
+        let hidden = swiglu(&self.gate_proj.linear(x)?, &self.up_proj.linear(x)?)?;
+        self.down_proj.linear(&hidden)
     }
 }
 

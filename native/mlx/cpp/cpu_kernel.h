@@ -1,0 +1,123 @@
+// What the fused CPU kernels share: an MLX primitive that runs one function on the CPU
+// stream, and row access to evaluated float32 inputs whatever their strides.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/cpp/fused_cpu.h"
+#include "mlx/cpp/shim.h"
+#include "mlx/primitives.h"
+
+namespace qwen3_mlx {
+
+// One output, computed on the CPU stream by `run` (given the evaluated inputs and the
+// freshly allocated, row-contiguous output). `params` tells equal nodes apart.
+class CpuKernel : public mx::Primitive {
+ public:
+  using Run = std::function<void(const std::vector<mx::array>&, mx::array&)>;
+
+  CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run)
+      : mx::Primitive(stream), name_(name), params_(std::move(params)), run_(std::move(run)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    auto& out = outputs[0];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& encoder = mx::cpu::get_command_encoder(stream());
+    for (const auto& a : inputs) encoder.set_input_array(a);
+    encoder.set_output_array(out);
+    // The task may run after this node is detached from the graph, so it holds its own
+    // handles; weak ones, as MLX's kernels do (eval keeps the buffers alive until done).
+    std::vector<mx::array> in;
+    in.reserve(inputs.size());
+    for (const auto& a : inputs) in.push_back(mx::array::unsafe_weak_copy(a));
+    encoder.dispatch([run = run_, in = std::move(in), out = mx::array::unsafe_weak_copy(out)]() mutable {
+      run(in, out);
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error(std::string(name_) + " runs on the CPU only");
+  }
+
+  const char* name() const override { return name_; }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const CpuKernel*>(&other);
+    return o && std::string(o->name_) == name_ && o->params_ == params_;
+  }
+
+ private:
+  const char* name_;
+  std::vector<float> params_;
+  Run run_;
+};
+
+// One node computing `run` from `inputs`, shaped `shape`, float32, on this thread's CPU stream.
+inline mx::array cpu_kernel_node(const char* name, mx::Shape shape, std::vector<float> params,
+                                 std::vector<mx::array> inputs, CpuKernel::Run run) {
+  auto stream = mx::default_stream(mx::Device::cpu);
+  return mx::array(std::move(shape), mx::float32,
+                   std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run)), std::move(inputs));
+}
+
+// Rows along the last axis of an evaluated float32 array (a view, a broadcast or a copy).
+class Rows {
+ public:
+  explicit Rows(const mx::array& a)
+      : data_(a.data<float>()), shape_(a.shape()), strides_(a.strides()), len_(a.shape(-1)) {}
+
+  int64_t len() const { return len_; }
+
+  // Row r in row-major order: a pointer into the array when its elements are adjacent,
+  // else a gathered copy in `scratch`.
+  const float* row(int64_t r, std::vector<float>& scratch) const {
+    const float* start = data_ + offset_of(r * len_);
+    const int64_t step = strides_.back();
+    if (step == 1) return start;
+    scratch.resize(len_);
+    for (int64_t i = 0; i < len_; ++i) scratch[i] = start[i * step];
+    return scratch.data();
+  }
+
+ private:
+  int64_t offset_of(int64_t flat) const {
+    int64_t off = 0;
+    for (int d = static_cast<int>(shape_.size()) - 1; d >= 0; --d) {
+      off += (flat % shape_[d]) * strides_[d];
+      flat /= shape_[d];
+    }
+    return off;
+  }
+
+  const float* data_;
+  mx::Shape shape_;
+  mx::Strides strides_;
+  int64_t len_;
+};
+
+// Σ a[i]·b[i] with eight partial sums, which the compiler keeps in vector registers.
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// Whether the fused kernels apply here: this thread builds for the CPU and all are float32.
+inline bool fused_cpu_applies(std::initializer_list<const mx::array*> arrays) {
+  if (!fused_cpu_enabled() || current_device() != mx::Device::cpu) return false;
+  for (const auto* a : arrays)
+    if (a->dtype() != mx::float32) return false;
+  return true;
+}
+
+}  // namespace qwen3_mlx

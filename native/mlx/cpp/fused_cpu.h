@@ -1,0 +1,38 @@
+// Fused float32 CPU kernels for the decode path. MLX's CPU backend has no kernels of its own
+// for rms_norm, RoPE or attention: mlx::core::fast falls back to graphs of 7–20 small ops
+// each, about 100 graph nodes per decoder layer, and on small models evaluating those nodes
+// costs more than the arithmetic. Each builder below returns one node instead, or nothing
+// when its case is not covered (another device or dtype, a mask array, a long query); the
+// caller then uses MLX's own op.
+#pragma once
+
+#include <optional>
+
+#include "mlx/mlx.h"
+
+namespace qwen3_mlx {
+
+namespace mx = mlx::core;
+
+// Whether this thread builds the fused kernels (default on; off with QWEN3_FUSED_CPU=0).
+// Returns the previous setting; tests turn it off to build MLX's graphs for reference.
+bool set_fused_cpu(bool on);
+bool fused_cpu_enabled();
+
+// x: [..., D]; weight: [D]. MLX's rms_norm: x / sqrt(mean(x²) + eps) · weight.
+std::optional<mx::array> fused_rms_norm(const mx::array& x, const mx::array& weight, float eps);
+
+// x: [B, H, T, D], rotated over all D (non-traditional halves); offsets: int32 [1] or [B],
+// the position of token 0 of each row.
+std::optional<mx::array> fused_rope(const mx::array& x, float base, float scale, const mx::array& offsets);
+
+// q: [B, Hq, L, D], k and v: [B, Hkv, S, D] with Hq a multiple of Hkv; at most
+// kFusedAttentionQueries queries. Causal: query t sees keys ..S - L + t.
+constexpr int kFusedAttentionQueries = 8;
+std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
+                                         bool causal);
+
+// silu(gate) · up, element-wise, same shapes.
+std::optional<mx::array> fused_swiglu(const mx::array& gate, const mx::array& up);
+
+}  // namespace qwen3_mlx

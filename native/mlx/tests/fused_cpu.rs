@@ -1,0 +1,126 @@
+//! The fused CPU kernels (cpp/fused_*.cc) against MLX's own graphs for the same calls
+//! (`set_fused_cpu_kernels(false)`), on views with odd strides, GQA, causal masks and
+//! per-row RoPE offsets. Bound: 2e-5 absolute on values of order 1 (float32 rounding in a
+//! different order; measured ≤ 2e-6); RoPE at position 1000 gets 1e-4 (measured 4e-5), as
+//! its angles carry ~6e-5 rad of float32 rounding on either side.
+
+use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask};
+use mlx::{Array, Device, Dtype, Result, Worker};
+
+/// Deterministic values in (-2, 2), in a `shape` array.
+fn values(shape: &[i32], seed: f32) -> Result<Array> {
+    let n: i32 = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|i| 2.0 * ((i as f32) * 0.731 + seed).sin()).collect();
+    Array::from_slice(&data, shape)
+}
+
+/// `build` with the fused kernels and with MLX's graphs: (fused, reference, fused node name).
+fn both(build: impl Fn() -> Result<Array> + Send + 'static) -> (Vec<f32>, Vec<f32>, String) {
+    Worker::for_device(Device::Cpu)
+        .unwrap()
+        .run(move || {
+            let was = set_fused_cpu_kernels(true);
+            let fused = build();
+            set_fused_cpu_kernels(false);
+            let reference = build();
+            set_fused_cpu_kernels(was);
+            let (fused, reference) = (fused?, reference?);
+            let name = fused.primitive_name();
+            let floats = |a: Array| a.astype(Dtype::Float32)?.to_vec::<f32>();
+            Ok((floats(fused)?, floats(reference)?, name))
+        })
+        .unwrap()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max);
+    assert!(worst <= tol, "{what}: max |Δ| {worst} > {tol}");
+}
+
+#[test]
+fn rms_norm_on_a_transposed_view() {
+    let (got, want, name) = both(|| {
+        let x = values(&[2, 4, 3, 16], 0.3)?.transpose(&[0, 2, 1, 3])?;
+        rms_norm(&x, &values(&[16], 1.1)?, 1e-6)
+    });
+    assert_eq!(name, "FusedRmsNorm");
+    assert_close("rms_norm", &got, &want, 2e-5);
+}
+
+#[test]
+fn rope_with_one_offset_and_with_one_per_row() {
+    let (got, want, name) = both(|| {
+        let x = values(&[2, 3, 4, 16], 0.7)?.transpose(&[0, 2, 1, 3])?;
+        rope(&x, 16, false, 1_000_000.0, 1.0, 1000)
+    });
+    assert_eq!(name, "FusedRope");
+    assert_close("rope at 1000", &got, &want, 1e-4);
+
+    let (got, want, name) = both(|| {
+        let x = values(&[2, 4, 3, 16], 0.9)?;
+        rope_offsets(
+            &x,
+            16,
+            false,
+            10_000.0,
+            1.0,
+            &Array::from_slice(&[5i32, 37], &[2])?,
+        )
+    });
+    assert_eq!(name, "FusedRope");
+    assert_close("rope per row", &got, &want, 2e-5);
+}
+
+/// q: `[2, 8, L, 16]` against 11 of 20 slots of a `[2, 4, 20, 16]` cache (a strided view).
+fn attention(queries: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
+    both(move || {
+        let q = values(&[2, 8, queries, 16], 0.2)?;
+        let cache = |seed| values(&[2, 4, 20, 16], seed)?.slice(&[0, 0, 0, 0], &[2, 4, 11, 16]);
+        let (k, v) = (cache(1.3)?, cache(2.9)?);
+        sdpa(&q, &k, &v, 0.25, if mask { Mask::Causal } else { Mask::None })
+    })
+}
+
+#[test]
+fn attention_over_a_cache_view_with_grouped_heads() {
+    let (got, want, name) = attention(1, false);
+    assert_eq!(name, "FusedAttention");
+    assert_close("one query", &got, &want, 2e-5);
+
+    let (got, want, name) = attention(3, true);
+    assert_eq!(name, "FusedAttention");
+    assert_close("three causal queries", &got, &want, 2e-5);
+
+    // Past the few-query limit MLX's own attention runs; the two builds then agree exactly.
+    let (got, want, name) = attention(9, true);
+    assert_ne!(name, "FusedAttention");
+    assert_close("nine causal queries", &got, &want, 0.0);
+}
+
+#[test]
+fn swiglu_on_contiguous_and_transposed_inputs() {
+    let (got, want, name) = both(|| swiglu(&values(&[3, 40], 0.1)?, &values(&[3, 40], 0.5)?));
+    assert_eq!(name, "FusedSwiGLU");
+    assert_close("swiglu", &got, &want, 2e-5);
+
+    let (got, want, _) = both(|| {
+        let t = |seed| values(&[40, 3], seed)?.transpose(&[1, 0]);
+        swiglu(&t(0.1)?, &t(0.5)?)
+    });
+    assert_close("swiglu, transposed", &got, &want, 2e-5);
+}
+
+#[test]
+fn other_dtypes_use_mlx_kernels() {
+    let (got, want, name) = both(|| {
+        let x = values(&[2, 16], 0.4)?.astype(Dtype::Bfloat16)?;
+        rms_norm(&x, &values(&[16], 0.8)?.astype(Dtype::Bfloat16)?, 1e-6)
+    });
+    assert_ne!(name, "FusedRmsNorm");
+    assert_close("bfloat16 rms_norm", &got, &want, 0.0);
+}
