@@ -39,7 +39,7 @@ fn main() {
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-deprecated-declarations")
-        .opt_level(2)
+        .opt_level(3)
         .compile("qwen3_mlx_shim");
 
     println!("cargo:rustc-link-search=native={}", lib.display());

@@ -59,7 +59,7 @@ __attribute__((target("avx2,fma"))) inline void block(const float* x, const floa
 template <int Rows>
 __attribute__((target("avx2,fma"))) void kernel(const float* x, const float* w, int n, int k, float* y, int begin,
                                                 int end) {
-  constexpr int Ws = Rows <= 2 ? 4 : Rows <= 4 ? 2 : 1;
+  constexpr int Ws = Rows == 1 ? 8 : Rows <= 2 ? 4 : Rows <= 4 ? 2 : 1;
   int j = begin;
   for (; j + Ws <= end; j += Ws) block<Rows, Ws>(x, w, n, k, y, j);
   for (; j < end; ++j) block<Rows, 1>(x, w, n, k, y, j);
@@ -68,15 +68,17 @@ __attribute__((target("avx2,fma"))) void kernel(const float* x, const float* w, 
 using Kernel = void (*)(const float*, const float*, int, int, float*, int, int);
 
 Kernel kernel_for(int rows) {
-  static constexpr Kernel kernels[] = {kernel<2>, kernel<3>, kernel<4>, kernel<5>, kernel<6>, kernel<7>, kernel<8>};
-  return kernels[rows - 2];
+  static constexpr Kernel kernels[] = {kernel<1>, kernel<2>, kernel<3>, kernel<4>,
+                                       kernel<5>, kernel<6>, kernel<7>, kernel<8>};
+  return kernels[rows - 1];
 }
 #endif
 
 // One thread per ~4 MiB of weights, up to the cores there are (thread start-up is ~20 µs).
 int threads_for(int n, int k) {
   const size_t bytes = static_cast<size_t>(n) * k * sizeof(float);
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  // Asked once: glibc reads sysfs on every call.
+  static const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return static_cast<int>(std::clamp<size_t>(bytes >> 22, 1, std::min(cores, 8)));
 }
 

@@ -1,6 +1,6 @@
 // `x · Wᵀ` with a decode fast path: for one row of float32 on the CPU, a custom MLX
-// primitive calls BLAS sgemv; for 2–8 rows (a batched decode step) it runs the few-rows
-// kernel. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21, Debian 12) runs sgemm
+// primitive calls BLAS sgemv; for 2–8 rows (a batched decode step), or one row times a
+// small weight, it runs the few-rows kernel. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21, Debian 12) runs sgemm
 // with few rows at a third of sgemv's memory bandwidth or less — and a decode step is
 // nothing but few-row products over every weight.
 #include <dlfcn.h>
@@ -41,6 +41,11 @@ Sgemv find_sgemv() {
   return found;
 }
 
+// OpenBLAS runs sgemv on all its threads from 9,216 elements up; under 1 MiB of weights,
+// waking them costs more than they save, and they then spin for ~0.1 s, taking a core
+// from the next op.
+bool small_weight(int n, int k) { return static_cast<size_t>(n) * k * sizeof(float) < (size_t{1} << 20); }
+
 // y[rows, n] = x[rows, k] · W[n, k]ᵀ; both inputs row-contiguous (ensured when built).
 class RowsTimesMatrixT : public mx::Primitive {
  public:
@@ -61,7 +66,7 @@ class RowsTimesMatrixT : public mx::Primitive {
     const int rows = static_cast<int>(x.size() / w.shape(1));
     encoder.dispatch([xs = x.data<float>(), ws = w.data<float>(), ys = y.data<float>(), rows, n = w.shape(0),
                       k = w.shape(1)] {
-      if (rows == 1) {
+      if (rows == 1 && !(few_rows_supported() && small_weight(n, k))) {
         find_sgemv()(kRowMajor, kNoTrans, n, k, 1.0f, ws, k, xs, 1, 0.0f, ys, 1);
       } else {
         few_rows_times_matrix_t(xs, rows, ws, n, k, ys);
