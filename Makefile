@@ -61,6 +61,8 @@ bench-serving: setup build
 
 bench-micro: setup build
 	mix run bench/nif_round_trip.exs
+	mix run bench/samplers.exs
+	QWEN3_FUSED_CPU=0 mix run bench/samplers.exs
 	export $(FIXTURES); mix run bench/generate_loops.exs
 
 # Bounded-time mutation fuzzing of the checkpoint loader (QWEN3_FUZZ_SECONDS, QWEN3_FUZZ_SEED).

@@ -35,6 +35,7 @@ fn main() {
         .file("cpp/fused_cpu.cc")
         .file("cpp/fused_rope.cc")
         .file("cpp/fused_attention.cc")
+        .file("cpp/fused_top_p.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -58,6 +59,7 @@ fn main() {
         "cpp/fused_cpu.cc",
         "cpp/fused_rope.cc",
         "cpp/fused_attention.cc",
+        "cpp/fused_top_p.cc",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

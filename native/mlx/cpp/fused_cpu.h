@@ -32,6 +32,10 @@ constexpr int kFusedAttentionQueries = 8;
 std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
                                          bool causal);
 
+// Logits [B, V] with every token outside row's nucleus set to -inf: a token stays while
+// the probability of the tokens more likely than it is below p (ties: lower id first).
+std::optional<mx::array> fused_top_p(const mx::array& logits, float p);
+
 // silu(gate) · up, element-wise, same shapes.
 std::optional<mx::array> fused_swiglu(const mx::array& gate, const mx::array& up);
 

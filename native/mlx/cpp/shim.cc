@@ -235,6 +235,11 @@ UArray swiglu(const Array& gate, const Array& up) {
   return own(mx::multiply(mx::multiply(gate, mx::sigmoid(gate, dev()), dev()), up, dev()));
 }
 
+UArray top_p_filter(const Array& logits, float p) {
+  if (auto fused = fused_top_p(logits, p)) return own(std::move(*fused));
+  return nullptr;
+}
+
 bool set_fused_cpu_kernels(bool on) { return set_fused_cpu(on); }
 
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {

@@ -89,6 +89,8 @@ UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, 
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
 UArray swiglu(const Array& gate, const Array& up);
+// Null when the fused kernel does not apply (the sampler then builds its sort graph).
+UArray top_p_filter(const Array& logits, float p);
 bool set_fused_cpu_kernels(bool on);
 
 // Quantization (affine mode, as written by mlx-lm).

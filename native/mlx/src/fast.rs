@@ -59,6 +59,14 @@ pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
     wrap(bridge::swiglu(&gate.raw, &up.raw))
 }
 
+/// `[B, V]` float32 logits with the tokens outside each row's nucleus set to -inf: a token
+/// stays while the probability of the tokens more likely than it is below `p`. `None`
+/// where the fused CPU kernel does not apply (another device or dtype).
+pub fn top_p_filter(logits: &Array, p: f32) -> Result<Option<Array>> {
+    let raw = bridge::top_p_filter(&logits.raw, p)?;
+    Ok((!raw.is_null()).then_some(Array { raw }))
+}
+
 /// Whether this thread builds the fused CPU kernels (on by default, off with the
 /// environment variable `QWEN3_FUSED_CPU=0`). Returns the previous setting. Off, the same
 /// calls build MLX's own graphs: the reference the fused kernels are tested against.

@@ -87,6 +87,7 @@ pub(crate) mod bridge {
         fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
             -> Result<UniquePtr<Array>>;
         fn swiglu(gate: &Array, up: &Array) -> Result<UniquePtr<Array>>;
+        fn top_p_filter(logits: &Array, p: f32) -> Result<UniquePtr<Array>>;
         fn set_fused_cpu_kernels(on: bool) -> bool;
 
         fn quantized_matmul(

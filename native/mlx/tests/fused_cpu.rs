@@ -124,3 +124,33 @@ fn other_dtypes_use_mlx_kernels() {
     assert_ne!(name, "FusedRmsNorm");
     assert_close("bfloat16 rms_norm", &got, &want, 0.0);
 }
+
+#[test]
+fn top_p_breaks_ties_by_id_and_survives_nan_and_infinite_rows() {
+    let rows: Vec<f32> = vec![
+        1.0,
+        1.0,
+        1.0,
+        1.0, // ties: ids 0 and 1 hold 0.5 before id 2
+        0.0,
+        f32::NAN,
+        3.0,
+        f32::NEG_INFINITY, // 3.0 alone holds 0.95
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    let got = Worker::for_device(Device::Cpu)
+        .unwrap()
+        .run(move || {
+            let x = Array::from_slice(&rows, &[3, 4])?;
+            let p = |p| mlx::fast::top_p_filter(&x, p).map(|f| f.expect("fused on the CPU"));
+            Ok((p(0.5)?.to_vec::<f32>()?, p(0.9)?.to_vec::<f32>()?))
+        })
+        .unwrap();
+    let inf = f32::NEG_INFINITY;
+    assert_eq!(&got.0[..4], &[1.0, 1.0, inf, inf]);
+    assert_eq!(&got.1[4..8], &[inf, inf, 3.0, inf]);
+    assert!(got.0[8..].iter().chain(&got.1[8..]).all(|&v| v == inf));
+}

@@ -38,42 +38,63 @@ fn specs() -> Vec<SamplerSpec> {
     ]
 }
 
-#[test]
-fn graph_filters_match_the_host_implementation() {
-    on_cpu(|| {
-        let (rows, vocab) = (3, 97);
+/// The graph filters (with the fused CPU kernels, and as MLX graphs) against the host's on
+/// `rows` × `vocab` random logits: the same tokens kept, kept values within 1e-5.
+fn check_graph_against_host(specs: &[SamplerSpec], rows: usize, vocab: usize) {
+    let specs = specs.to_vec();
+    on_cpu(move || {
         let recent: Vec<u32> = vec![5, 17, 17, 40, 96, 2];
-        for (i, spec) in specs().into_iter().enumerate() {
+        for (i, spec) in specs.iter().enumerate() {
             let logits = random_logits(rows, vocab, i as u64);
-            let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;
-            let hist: Vec<u32> = (0..rows).flat_map(|_| recent.iter().copied()).collect();
-            let hist = Array::from_slice(&hist, &[rows as i32, recent.len() as i32])?;
-            let graph = graph_filtered_logits(&spec, &x, Some(&hist))?.to_vec::<f32>()?;
             let mut host = logits.clone();
             for row in host.chunks_mut(vocab) {
-                host_filtered_logits(&spec, row, &recent);
+                host_filtered_logits(spec, row, &recent);
             }
             let kept = host.iter().filter(|v| v.is_finite()).count();
             assert!(kept >= rows, "{spec:?} keeps at least one token per row");
             if spec.top_k > 0 || spec.top_p < 1.0 || spec.min_p > 0.0 {
                 assert!(kept < rows * vocab, "{spec:?} drops something");
             }
-            for (j, (g, h)) in graph.iter().zip(&host).enumerate() {
-                assert_eq!(
-                    g.is_finite(),
-                    h.is_finite(),
-                    "{spec:?}: token {j} kept differently"
-                );
-                if h.is_finite() {
-                    assert!(
-                        (g - h).abs() <= 1e-5 * h.abs().max(1.0),
-                        "{spec:?}: {g} vs {h} at {j}"
+            for fused in [true, false] {
+                let was = mlx::fast::set_fused_cpu_kernels(fused);
+                let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;
+                let hist: Vec<u32> = (0..rows).flat_map(|_| recent.iter().copied()).collect();
+                let hist = Array::from_slice(&hist, &[rows as i32, recent.len() as i32])?;
+                let graph = graph_filtered_logits(spec, &x, Some(&hist))?.to_vec::<f32>();
+                mlx::fast::set_fused_cpu_kernels(was);
+                for (j, (g, h)) in graph?.iter().zip(&host).enumerate() {
+                    assert_eq!(
+                        g.is_finite(),
+                        h.is_finite(),
+                        "{spec:?} (fused {fused}): token {j} kept differently"
                     );
+                    if h.is_finite() {
+                        assert!(
+                            (g - h).abs() <= 1e-5 * h.abs().max(1.0),
+                            "{spec:?} (fused {fused}): {g} vs {h} at {j}"
+                        );
+                    }
                 }
             }
         }
         Ok(())
     });
+}
+
+#[test]
+fn graph_filters_match_the_host_implementation() {
+    check_graph_against_host(&specs(), 3, 97);
+}
+
+/// A real vocabulary's width: the fused top-p selects its nucleus (≈44,000 tokens of these
+/// flat logits at temperature 1, ≈650 at 0.05) in several growing batches.
+#[test]
+fn top_p_over_a_full_vocabulary_matches_the_host_implementation() {
+    check_graph_against_host(
+        &[spec(1.0, 0, 0.9, 0.0, 1.0), spec(0.05, 0, 0.5, 0.0, 1.0)],
+        2,
+        151_936,
+    );
 }
 
 /// Draws `n` tokens at once (one row each) and compares the frequencies with the filtered

@@ -57,8 +57,12 @@ fn top_k(x: &Array, k: i32) -> Result<Array> {
 }
 
 /// Nucleus: in ascending order, a token stays when the mass up to and including it exceeds
-/// `1 - p` (equivalently: the mass of the more likely tokens is below `p`).
+/// `1 - p` (equivalently: the mass of the more likely tokens is below `p`). On the CPU one
+/// fused node selects the nucleus without sorting the vocabulary.
 fn top_p(x: &Array, p: f32) -> Result<Array> {
+    if let Some(filtered) = mlx::fast::top_p_filter(x, p)? {
+        return Ok(filtered);
+    }
     let order = x.argsort(-1)?;
     let sorted = x.take_along_axis(&order, -1)?;
     let mass = sorted.unary(Unary::Softmax)?.cumsum(-1, false, true)?;

@@ -30,8 +30,12 @@ pub fn filtered_logits(spec: &SamplerSpec, row: &mut [f32], recent: &[u32]) {
     let inv_t = 1.0 / spec.temperature;
     row.iter_mut().for_each(|v| *v *= inv_t);
 
-    let mut by_score: Vec<usize> = (0..row.len()).collect();
-    by_score.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    // Most likely first, ties by id: a total order, so an unstable sort gives the same.
+    let mut by_score: Vec<usize> = Vec::new();
+    if spec.top_k > 0 || spec.top_p < 1.0 {
+        by_score.extend(0..row.len());
+        by_score.sort_unstable_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    }
     if spec.top_k > 0 {
         for &id in by_score.iter().skip(spec.top_k) {
             row[id] = f32::NEG_INFINITY;
