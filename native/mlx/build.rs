@@ -36,6 +36,8 @@ fn main() {
         .file("cpp/fused_rope.cc")
         .file("cpp/fused_attention.cc")
         .file("cpp/fused_top_p.cc")
+        .file("cpp/softmax.cc")
+        .file("cpp/blas.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -60,6 +62,10 @@ fn main() {
         "cpp/fused_rope.cc",
         "cpp/fused_attention.cc",
         "cpp/fused_top_p.cc",
+        "cpp/softmax.cc",
+        "cpp/softmax.h",
+        "cpp/blas.cc",
+        "cpp/blas.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -84,7 +84,7 @@ int threads_for(int n, int k) {
 
 }  // namespace
 
-bool few_rows_supported() {
+bool cpu_has_avx2_fma() {
 #if defined(__x86_64__)
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
@@ -92,6 +92,8 @@ bool few_rows_supported() {
   return false;
 #endif
 }
+
+bool few_rows_supported() { return cpu_has_avx2_fma(); }
 
 void few_rows_times_matrix_t(const float* x, int rows, const float* w, int n, int k, float* y) {
 #if defined(__x86_64__)

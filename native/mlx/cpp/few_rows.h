@@ -5,8 +5,9 @@ namespace qwen3_mlx {
 
 constexpr int kFewRowsMax = 8;
 
-// Whether this CPU runs the kernel (x86-64 with AVX2 and FMA).
-bool few_rows_supported();
+// Whether this CPU is x86-64 with AVX2 and FMA, which the kernel (and softmax.cc) use.
+bool cpu_has_avx2_fma();
+bool few_rows_supported();  // the same
 
 // x: [rows, k], w: [n, k], y: [rows, n], all row-contiguous; 1 ≤ rows ≤ kFewRowsMax.
 // Weights under 4 MiB run on the calling thread alone.

@@ -1,68 +1,111 @@
-// Attention for a few queries against a KV cache (a decode step): per query head, scores
-// against its key/value head (grouped-query), softmax, weighted sum of values. Reads the
-// cache where it lies, through strides; MLX's fallback would first copy it for GQA and then
-// run batched sgemm with one row.
+// Attention against a KV cache on the CPU, without the copies and the one-float-at-a-time
+// softmax of MLX's fallback (which also copies the cache for grouped-query heads).
+// - A few queries (a decode step): per query head, scores against its key/value head by
+//   dot products, softmax, weighted sum of the values.
+// - More (a prefill): per head, blocks of queries through BLAS sgemm (scores, then
+//   probabilities × values), with the causal limit applied between the two.
+// Keys and values are read where they lie in the cache, through their strides.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "mlx/cpp/blas.h"
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/softmax.h"
 
 namespace qwen3_mlx {
 namespace {
 
-// Keys or values of one (batch, head) as rows `s * step` apart; gathered when a row's
-// elements are not adjacent.
-class HeadRows {
+// The rows (last axis) of array[b, h] as a matrix with leading dimension `ld`; gathered into
+// `copy_` when a row's elements are not adjacent.
+class HeadMatrix {
  public:
-  HeadRows(const mx::array& a, int64_t b, int64_t h) : step_(a.strides(2)), len_(a.shape(3)) {
+  HeadMatrix(const mx::array& a, int64_t b, int64_t h) : ld_(a.strides(2)) {
     const float* base = a.data<float>() + b * a.strides(0) + h * a.strides(1);
     if (a.strides(3) == 1) {
       data_ = base;
       return;
     }
-    copy_.resize(a.shape(2) * len_);
-    for (int64_t s = 0; s < a.shape(2); ++s)
-      for (int64_t i = 0; i < len_; ++i) copy_[s * len_ + i] = base[s * step_ + i * a.strides(3)];
+    const int64_t rows = a.shape(2), len = a.shape(3);
+    copy_.resize(rows * len);
+    for (int64_t s = 0; s < rows; ++s)
+      for (int64_t i = 0; i < len; ++i) copy_[s * len + i] = base[s * ld_ + i * a.strides(3)];
     data_ = copy_.data();
-    step_ = len_;
+    ld_ = len;
   }
 
-  const float* row(int64_t s) const { return data_ + s * step_; }
+  const float* row(int64_t s) const { return data_ + s * ld_; }
+  const float* data() const { return data_; }
+  int ld() const { return static_cast<int>(ld_); }
 
  private:
   const float* data_;
-  int64_t step_, len_;
+  int64_t ld_;
   std::vector<float> copy_;
 };
 
-void attend(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
-  const auto& q = in[0];
-  const int64_t batch = q.shape(0), q_heads = q.shape(1), queries = q.shape(2), d = q.shape(3);
-  const int64_t kv_heads = in[1].shape(1), keys = in[1].shape(2), group = q_heads / kv_heads;
-  Rows q_rows(q);
-  std::vector<float> scaled(d), scores(keys), qs;
+struct Shapes {
+  int64_t batch, q_heads, queries, d, kv_heads, keys, group;
+  explicit Shapes(const std::vector<mx::array>& in)
+      : batch(in[0].shape(0)),
+        q_heads(in[0].shape(1)),
+        queries(in[0].shape(2)),
+        d(in[0].shape(3)),
+        kv_heads(in[1].shape(1)),
+        keys(in[1].shape(2)),
+        group(q_heads / kv_heads) {}
+  // Keys query t sees: all, or with a causal mask those up to its own position.
+  int64_t seen(int64_t t, bool causal) const { return causal ? keys - queries + t + 1 : keys; }
+};
+
+void attend_few(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
+  const Shapes n(in);
+  std::vector<float> scaled(n.d), scores(n.keys);
   float* y = out.data<float>();
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < q_heads; ++h) {
-      const HeadRows k(in[1], b, h / group), v(in[2], b, h / group);
-      for (int64_t t = 0; t < queries; ++t, y += d) {
-        const float* qr = q_rows.row((b * q_heads + h) * queries + t, qs);
-        for (int64_t i = 0; i < d; ++i) scaled[i] = scale * qr[i];
-        const int64_t seen = causal ? keys - queries + t + 1 : keys;
-        float top = -INFINITY;
+  for (int64_t b = 0; b < n.batch; ++b) {
+    for (int64_t h = 0; h < n.q_heads; ++h) {
+      const HeadMatrix q(in[0], b, h), k(in[1], b, h / n.group), v(in[2], b, h / n.group);
+      for (int64_t t = 0; t < n.queries; ++t, y += n.d) {
+        const float* qr = q.row(t);
+        for (int64_t i = 0; i < n.d; ++i) scaled[i] = scale * qr[i];
+        const int64_t seen = n.seen(t, causal);
+        for (int64_t s = 0; s < seen; ++s) scores[s] = dot(scaled.data(), k.row(s), n.d);
+        softmax_in_place(scores.data(), seen);
+        std::fill(y, y + n.d, 0.0f);
         for (int64_t s = 0; s < seen; ++s) {
-          scores[s] = dot(scaled.data(), k.row(s), d);
-          top = std::max(top, scores[s]);
-        }
-        float total = 0.0f;
-        for (int64_t s = 0; s < seen; ++s) total += (scores[s] = std::exp(scores[s] - top));
-        std::fill(y, y + d, 0.0f);
-        for (int64_t s = 0; s < seen; ++s) {
-          const float p = scores[s] / total;
+          const float p = scores[s];
           const float* vr = v.row(s);
-          for (int64_t i = 0; i < d; ++i) y[i] += p * vr[i];
+          for (int64_t i = 0; i < n.d; ++i) y[i] += p * vr[i];
         }
+      }
+    }
+  }
+}
+
+// Queries per sgemm block: bounds the score buffer at 256 × keys floats.
+constexpr int64_t kQueryBlock = 256;
+
+void attend_many(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
+  const Shapes n(in);
+  const Sgemm sgemm = blas_sgemm();
+  std::vector<float> scores(std::min(n.queries, kQueryBlock) * n.keys);
+  for (int64_t b = 0; b < n.batch; ++b) {
+    for (int64_t h = 0; h < n.q_heads; ++h) {
+      const HeadMatrix q(in[0], b, h), k(in[1], b, h / n.group), v(in[2], b, h / n.group);
+      float* y = out.data<float>() + (b * n.q_heads + h) * n.queries * n.d;
+      for (int64_t t0 = 0; t0 < n.queries; t0 += kQueryBlock) {
+        const int64_t rows = std::min(kQueryBlock, n.queries - t0), cols = n.seen(t0 + rows - 1, causal);
+        const int m = static_cast<int>(rows), kk = static_cast<int>(cols), d = static_cast<int>(n.d);
+        sgemm(kRowMajor, kNoTrans, kTrans, m, kk, d, scale, q.row(t0), q.ld(), k.data(), k.ld(), 0.0f,
+              scores.data(), kk);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = scores.data() + r * cols;
+          const int64_t seen = n.seen(t0 + r, causal);
+          softmax_in_place(row, seen);
+          std::fill(row + seen, row + cols, 0.0f);
+        }
+        sgemm(kRowMajor, kNoTrans, kNoTrans, m, d, kk, 1.0f, scores.data(), kk, v.data(), v.ld(), 0.0f,
+              y + t0 * n.d, d);
       }
     }
   }
@@ -74,12 +117,13 @@ std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k,
                                          bool causal) {
   if (q.ndim() != 4 || k.ndim() != 4 || v.shape() != k.shape()) return std::nullopt;
   const bool fits = q.shape(0) == k.shape(0) && q.shape(3) == k.shape(3) && k.shape(1) > 0 &&
-                    q.shape(1) % k.shape(1) == 0 && q.shape(2) >= 1 && q.shape(2) <= kFusedAttentionQueries &&
-                    k.shape(2) >= q.shape(2) && q.size() > 0;
-  if (!fits || !fused_cpu_applies({&q, &k, &v})) return std::nullopt;
+                    q.shape(1) % k.shape(1) == 0 && q.shape(2) >= 1 && k.shape(2) >= q.shape(2) && q.size() > 0;
+  const bool few = q.shape(2) <= kFusedAttentionQueries;
+  if (!fits || (!few && blas_sgemm() == nullptr) || !fused_cpu_applies({&q, &k, &v})) return std::nullopt;
+  const auto run = few ? attend_few : attend_many;
   return cpu_kernel_node("FusedAttention", q.shape(), {scale, causal ? 1.0f : 0.0f}, {q, k, v},
-                         [scale, causal](const std::vector<mx::array>& in, mx::array& out) {
-                           attend(in, out, scale, causal);
+                         [scale, causal, run](const std::vector<mx::array>& in, mx::array& out) {
+                           run(in, out, scale, causal);
                          });
 }
 

@@ -3,12 +3,11 @@
 // small weight, it runs the few-rows kernel. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21, Debian 12) runs sgemm
 // with few rows at a third of sgemv's memory bandwidth or less — and a decode step is
 // nothing but few-row products over every weight.
-#include <dlfcn.h>
-
 #include <stdexcept>
 
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
+#include "mlx/cpp/blas.h"
 #include "mlx/cpp/few_rows.h"
 #include "mlx/cpp/shim.h"
 #include "mlx/primitives.h"
@@ -17,29 +16,6 @@ namespace mx = mlx::core;
 
 namespace qwen3_mlx {
 namespace {
-
-// cblas_sgemv(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
-using Sgemv = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-constexpr int kRowMajor = 101;
-constexpr int kNoTrans = 111;
-
-// The BLAS libmlx itself links (OpenBLAS or Accelerate), found through libmlx's handle so
-// that the lookup sees its dependencies; null when there is none.
-Sgemv find_sgemv() {
-  static const Sgemv found = [] {
-    void* sym = nullptr;
-    for (const char* name : {"libmlx.so", "libmlx.dylib"}) {
-      if (void* handle = dlopen(name, RTLD_LAZY | RTLD_NOLOAD)) {
-        sym = dlsym(handle, "cblas_sgemv");
-        dlclose(handle);
-        if (sym) break;
-      }
-    }
-    if (!sym) sym = dlsym(RTLD_DEFAULT, "cblas_sgemv");
-    return reinterpret_cast<Sgemv>(sym);
-  }();
-  return found;
-}
 
 // OpenBLAS runs sgemv on all its threads from 9,216 elements up; under 1 MiB of weights,
 // waking them costs more than they save, and they then spin for ~0.1 s, taking a core
@@ -67,7 +43,7 @@ class RowsTimesMatrixT : public mx::Primitive {
     encoder.dispatch([xs = x.data<float>(), ws = w.data<float>(), ys = y.data<float>(), rows, n = w.shape(0),
                       k = w.shape(1)] {
       if (rows == 1 && !(few_rows_supported() && small_weight(n, k))) {
-        find_sgemv()(kRowMajor, kNoTrans, n, k, 1.0f, ws, k, xs, 1, 0.0f, ys, 1);
+        blas_sgemv()(kRowMajor, kNoTrans, n, k, 1.0f, ws, k, xs, 1, 0.0f, ys, 1);
       } else {
         few_rows_times_matrix_t(xs, rows, ws, n, k, ys);
       }
@@ -85,13 +61,13 @@ class RowsTimesMatrixT : public mx::Primitive {
 // One row goes to sgemv, 2–8 rows to the few-rows kernel, when this machine has them.
 bool fast_rows(const mx::array& x) {
   const size_t rows = x.size() / static_cast<size_t>(x.shape(-1));
-  if (rows == 1) return find_sgemv() != nullptr;
+  if (rows == 1) return blas_sgemv() != nullptr;
   return rows >= 2 && rows <= kFewRowsMax && few_rows_supported();
 }
 
 }  // namespace
 
-bool has_blas_gemv() { return find_sgemv() != nullptr; }
+bool has_blas_gemv() { return blas_sgemv() != nullptr; }
 
 UArray linear(const Array& x, const Array& w) {
   mx::Device device = current_device();

@@ -76,11 +76,12 @@ fn rope_with_one_offset_and_with_one_per_row() {
     assert_close("rope per row", &got, &want, 2e-5);
 }
 
-/// q: `[2, 8, L, 16]` against 11 of 20 slots of a `[2, 4, 20, 16]` cache (a strided view).
-fn attention(queries: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
+/// q: `[2, 8, L, 16]` against the first `keys` slots of a `[2, 4, keys + 9, 16]` cache (a
+/// strided view).
+fn attention(queries: i32, keys: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
     both(move || {
         let q = values(&[2, 8, queries, 16], 0.2)?;
-        let cache = |seed| values(&[2, 4, 20, 16], seed)?.slice(&[0, 0, 0, 0], &[2, 4, 11, 16]);
+        let cache = |seed| values(&[2, 4, keys + 9, 16], seed)?.slice(&[0, 0, 0, 0], &[2, 4, keys, 16]);
         let (k, v) = (cache(1.3)?, cache(2.9)?);
         sdpa(&q, &k, &v, 0.25, if mask { Mask::Causal } else { Mask::None })
     })
@@ -88,18 +89,23 @@ fn attention(queries: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
 
 #[test]
 fn attention_over_a_cache_view_with_grouped_heads() {
-    let (got, want, name) = attention(1, false);
-    assert_eq!(name, "FusedAttention");
-    assert_close("one query", &got, &want, 2e-5);
-
-    let (got, want, name) = attention(3, true);
-    assert_eq!(name, "FusedAttention");
-    assert_close("three causal queries", &got, &want, 2e-5);
-
-    // Past the few-query limit MLX's own attention runs; the two builds then agree exactly.
-    let (got, want, name) = attention(9, true);
-    assert_ne!(name, "FusedAttention");
-    assert_close("nine causal queries", &got, &want, 0.0);
+    // Dot products for up to 8 queries, BLAS blocks of 256 queries beyond.
+    for (queries, keys, causal) in [
+        (1, 11, false),
+        (3, 11, true),
+        (9, 11, true),
+        (300, 310, true),
+        (260, 270, false),
+    ] {
+        let (got, want, name) = attention(queries, keys, causal);
+        assert_eq!(name, "FusedAttention");
+        assert_close(
+            &format!("{queries} queries, {keys} keys, causal {causal}"),
+            &got,
+            &want,
+            2e-5,
+        );
+    }
 }
 
 #[test]
