@@ -36,7 +36,7 @@ fn main() {
         .file("cpp/fused_rope.cc")
         .file("cpp/fused_attention.cc")
         .file("cpp/fused_top_p.cc")
-        .file("cpp/softmax.cc")
+        .file("cpp/vector_math.cc")
         .file("cpp/blas.cc")
         .include(&include)
         .std("c++20")
@@ -62,8 +62,8 @@ fn main() {
         "cpp/fused_rope.cc",
         "cpp/fused_attention.cc",
         "cpp/fused_top_p.cc",
-        "cpp/softmax.cc",
-        "cpp/softmax.h",
+        "cpp/vector_math.cc",
+        "cpp/vector_math.h",
         "cpp/blas.cc",
         "cpp/blas.h",
     ] {

@@ -5,7 +5,7 @@ namespace qwen3_mlx {
 
 constexpr int kFewRowsMax = 8;
 
-// Whether this CPU is x86-64 with AVX2 and FMA, which the kernel (and softmax.cc) use.
+// Whether this CPU is x86-64 with AVX2 and FMA, which the kernel (and vector_math.cc) use.
 bool cpu_has_avx2_fma();
 bool few_rows_supported();  // the same
 

@@ -11,7 +11,7 @@
 
 #include "mlx/cpp/blas.h"
 #include "mlx/cpp/cpu_kernel.h"
-#include "mlx/cpp/softmax.h"
+#include "mlx/cpp/vector_math.h"
 
 namespace qwen3_mlx {
 namespace {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/vector_math.h"
 
 namespace qwen3_mlx {
 namespace {
@@ -37,7 +38,7 @@ void swiglu_rows(const std::vector<mx::array>& in, mx::array& out) {
   for (int64_t r = 0; r < rows; ++r, y += d) {
     const float* g = gate.row(r, gs);
     const float* u = up.row(r, us);
-    for (int64_t i = 0; i < d; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    swiglu_row(g, u, y, d);
   }
 }
 
