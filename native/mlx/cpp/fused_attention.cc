@@ -17,12 +17,13 @@ namespace qwen3_mlx {
 namespace {
 
 // The rows (last axis) of array[b, h] as a matrix with leading dimension `ld`; gathered into
-// `copy_` when a row's elements are not adjacent.
+// `copy_` when BLAS cannot read them in place.
 class HeadMatrix {
  public:
   HeadMatrix(const mx::array& a, int64_t b, int64_t h) : ld_(a.strides(2)) {
     const float* base = a.data<float>() + b * a.strides(0) + h * a.strides(1);
-    if (a.strides(3) == 1) {
+    // BLAS needs adjacent elements and rows at least a row apart (no broadcast rows).
+    if (a.strides(3) == 1 && (a.shape(2) == 1 || a.strides(2) >= a.shape(3))) {
       data_ = base;
       return;
     }
