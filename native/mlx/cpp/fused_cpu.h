@@ -1,9 +1,9 @@
-// Fused float32 CPU kernels for the decode path. MLX's CPU backend has no kernels of its own
-// for rms_norm, RoPE or attention: mlx::core::fast falls back to graphs of 7–20 small ops
-// each, about 110 graph nodes per decoder layer in all (≈ 35 with these kernels), and on
-// small models evaluating those nodes costs more than the arithmetic. Each builder below returns one node instead, or nothing
-// when its case is not covered (another device or dtype, a mask array); the
-// caller then uses MLX's own op.
+// Fused float32 CPU kernels. MLX's CPU backend has no kernels of its own for rms_norm, RoPE
+// or attention: mlx::core::fast falls back to graphs of 7–20 small ops each, about 110 graph
+// nodes per decoder layer in all (≈ 35 with these kernels), and on small models evaluating
+// those nodes costs more than the arithmetic. Each builder below returns one node instead,
+// or nothing when its case is not covered (another device or dtype, a partial or
+// traditional RoPE, a mask array); the caller then uses MLX's own op.
 #pragma once
 
 #include <optional>
@@ -22,9 +22,10 @@ bool fused_cpu_enabled();
 // x: [..., D]; weight: [D]. MLX's rms_norm: x / sqrt(mean(x²) + eps) · weight.
 std::optional<mx::array> fused_rms_norm(const mx::array& x, const mx::array& weight, float eps);
 
-// x: [B, H, T, D], rotated over all D (non-traditional halves); offsets: int32 [1] or [B],
-// the position of token 0 of each row.
-std::optional<mx::array> fused_rope(const mx::array& x, float base, float scale, const mx::array& offsets);
+// x: [B, H, T, D], rotated over all `dims` == D in non-traditional halves; offsets: int32
+// [1] or [B], the position of token 0 of each row.
+std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool traditional, float base, float scale,
+                                    const mx::array& offsets);
 
 // q: [B, Hq, L, D], k and v: [B, Hkv, S, D] with Hq a multiple of Hkv, L ≤ S. Causal: query
 // t sees keys ..S - L + t. Up to kFusedAttentionQueries queries run as dot products, more

@@ -44,8 +44,10 @@ void rope_rows(const std::vector<mx::array>& in, mx::array& out, float base, flo
 
 }  // namespace
 
-std::optional<mx::array> fused_rope(const mx::array& x, float base, float scale, const mx::array& offsets) {
-  const bool fits = x.ndim() == 4 && x.shape(3) % 2 == 0 && x.size() > 0 && offsets.dtype() == mx::int32 &&
+std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool traditional, float base, float scale,
+                                    const mx::array& offsets) {
+  const bool fits = !traditional && x.ndim() == 4 && dims == x.shape(3) && dims % 2 == 0 && x.size() > 0 &&
+                    offsets.dtype() == mx::int32 &&
                     (offsets.size() == 1 || (offsets.ndim() == 1 && offsets.shape(0) == x.shape(0)));
   if (!fits || !fused_cpu_applies({&x})) return std::nullopt;
   return cpu_kernel_node("FusedRope", x.shape(), {base, scale}, {x, offsets},

@@ -1,8 +1,8 @@
 // `x · Wᵀ` with a decode fast path: for one row of float32 on the CPU, a custom MLX
 // primitive calls BLAS sgemv; for 2–8 rows (a batched decode step), or one row times a
-// small weight, it runs the few-rows kernel. MLX's CPU matmul always calls sgemm, and OpenBLAS (0.3.21, Debian 12) runs sgemm
-// with few rows at a third of sgemv's memory bandwidth or less — and a decode step is
-// nothing but few-row products over every weight.
+// small weight, it runs the few-rows kernel. MLX's CPU matmul always calls sgemm, and
+// OpenBLAS (0.3.21, Debian 12) runs sgemm with few rows at a third of sgemv's memory
+// bandwidth or less — and a decode step is nothing but few-row products over every weight.
 #include <stdexcept>
 
 #include "mlx/allocator.h"

@@ -1,11 +1,11 @@
 #include "mlx/cpp/shim.h"
 
-#include "mlx/cpp/fused_cpu.h"
-#include "mlx/primitives.h"
-
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "mlx/cpp/fused_cpu.h"
+#include "mlx/primitives.h"
 
 namespace mx = mlx::core;
 
@@ -212,16 +212,14 @@ UArray rms_norm(const Array& x, const Array& weight, float eps) {
 }
 
 UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset) {
-  if (dims == x.shape(-1) && !traditional) {
-    if (auto fused = fused_rope(x, base, scale, mx::array(offset, mx::int32))) return own(std::move(*fused));
+  if (auto fused = fused_rope(x, dims, traditional, base, scale, mx::array(offset, mx::int32))) {
+    return own(std::move(*fused));
   }
   return own(mx::fast::rope(x, dims, traditional, base, scale, offset, std::nullopt, dev()));
 }
 
 UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale, const Array& offsets) {
-  if (dims == x.shape(-1) && !traditional) {
-    if (auto fused = fused_rope(x, base, scale, offsets)) return own(std::move(*fused));
-  }
+  if (auto fused = fused_rope(x, dims, traditional, base, scale, offsets)) return own(std::move(*fused));
   return own(mx::fast::rope(x, dims, traditional, base, scale, offsets, std::nullopt, dev()));
 }
 

@@ -1,6 +1,6 @@
-//! Fused kernels and affine quantization. On the CPU in float32, rms_norm, RoPE, decode
-//! attention and SwiGLU are one graph node each (cpp/fused_*.cc); elsewhere they are
-//! `mlx::core::fast`'s kernels, or on the CPU its fallback graphs.
+//! Fused kernels and affine quantization. On the CPU in float32, rms_norm, RoPE, attention,
+//! SwiGLU and top-p are one graph node each (cpp/fused_*.cc); elsewhere they are
+//! `mlx::core::fast`'s kernels (on the CPU, its fallback graphs) or plain MLX ops.
 
 use crate::array::{wrap, Array};
 use crate::dtype::Dtype;
