@@ -62,7 +62,7 @@ defmodule Qwen3.HubTest do
     port =
       Port.open({:spawn_executable, python}, [:binary, :exit_status, args: [server, "test/tiny-chat", source]])
 
-    http_port = receive do: ({^port, {:data, data}} -> data |> String.trim() |> String.to_integer())
+    http_port = listening_port(port)
 
     with_endpoint("http://127.0.0.1:#{http_port}", fn ->
       parent = self()
@@ -81,6 +81,16 @@ defmodule Qwen3.HubTest do
 
     # Cached now: found without the hub.
     with_endpoint("http://127.0.0.1:9", fn -> assert {:ok, _} = Hub.resolve("test/tiny-chat") end)
+  end
+
+  # The fake hub prints its port once it listens; a server that dies or hangs fails the test.
+  defp listening_port(port) do
+    receive do
+      {^port, {:data, line}} -> line |> String.trim() |> String.to_integer()
+      {^port, {:exit_status, status}} -> flunk("the fake hub exited with status #{status} before listening")
+    after
+      10_000 -> flunk("the fake hub printed no port within 10 s")
+    end
   end
 
   defp with_endpoint(url, fun) do

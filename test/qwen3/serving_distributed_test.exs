@@ -10,13 +10,7 @@ defmodule Qwen3.ServingDistributedTest do
   @serving :distributed_serving
 
   setup_all do
-    unless Node.alive?() do
-      {_, 0} = System.cmd("epmd", ["-daemon"])
-      {:ok, _} = Node.start(:"qwen3_test_#{System.unique_integer([:positive])}", :shortnames)
-      on_exit(fn -> Node.stop() end)
-    end
-
-    :ok
+    on_exit(Qwen3.TestNode.start!())
   end
 
   # A node running this project's code with a serving of the tiny model.
