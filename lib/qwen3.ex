@@ -11,14 +11,20 @@ defmodule Qwen3 do
   (maps with `:role` and `:content`, or `{role, content}` tuples) rendered with the
   checkpoint's chat template.
 
-  Generation options are those of `Qwen3.Generate.generate/3` (sampler, seed, stop strings,
-  KV cache…); with messages also `:enable_thinking` (true), `:tools` and
-  `:add_generation_prompt` (true).
+  ## Options
+
+  Generation (as `Qwen3.Generate`; all checked by `Qwen3.Options`):
+
+  #{Qwen3.Options.docs(:generation)}
+
+  With chat messages also:
+
+  #{Qwen3.Options.docs(:chat)}
 
   The native side keeps MLX arrays as BEAM resources and runs every MLX call on one worker
   thread per device (`:cpu`, `:gpu`), so no scheduler ever waits on MLX.
   """
-  alias Qwen3.{ChatTemplate, Error, Generate, Model, Prompt}
+  alias Qwen3.{ChatTemplate, Error, Generate, Model, Request}
 
   @doc "Whether MLX can run on `device` here (`:gpu` means Metal or CUDA)."
   @spec device_available?(Qwen3.Array.device()) :: boolean
@@ -31,23 +37,21 @@ defmodule Qwen3 do
   @spec load(String.t(), keyword) :: {:ok, Model.t()} | {:error, Error.t()}
   def load(path_or_repo, opts \\ []), do: Model.load(path_or_repo, opts)
 
-  def load!(path_or_repo, opts \\ []), do: bang(load(path_or_repo, opts))
+  def load!(path_or_repo, opts \\ []), do: Error.unwrap!(load(path_or_repo, opts))
 
   @doc """
-  Generates a continuation of `prompt`. Returns `{:ok, result}` with `:text`, `:tokens` (the
-  new ids), `:finish_reason`, `:timing` and `:kv_cache` (pass it back as `:kv_cache` with the
-  longer conversation to continue without recomputing it).
+  Generates a continuation of `prompt`. Returns `{:ok, result}` with `:text` (nil without a
+  tokenizer), `:tokens` (the new ids), `:finish_reason`, `:timing` and `:kv_cache` (pass it
+  back as `:kv_cache` with the longer conversation to continue without recomputing it).
   """
   @spec generate(Model.t(), term, keyword) :: {:ok, map} | {:error, Error.t()}
   def generate(%Model{} = model, prompt, opts \\ []) do
-    {ids, gen_opts} = prepare!(model, prompt, opts)
-
-    with {:ok, ids} <- ids,
-         {:ok, {tokens, meta}} <- Generate.generate(ids, model, gen_opts),
-         do: {:ok, meta |> Map.put(:tokens, tokens) |> Map.put_new(:text, nil)}
+    with {:ok, request} <- Request.new(model, prompt, opts),
+         {:ok, gen} <- Generate.start(request, model),
+         do: Generate.run(gen)
   end
 
-  def generate!(model, prompt, opts \\ []), do: bang(generate(model, prompt, opts))
+  def generate!(model, prompt, opts \\ []), do: Error.unwrap!(generate(model, prompt, opts))
 
   @doc """
   One chat turn. Returns `{:ok, reply}` with `:content` (the answer), `:thinking` (the
@@ -59,8 +63,13 @@ defmodule Qwen3 do
     with {:ok, result} <- generate(model, messages, opts), do: {:ok, chat_reply(messages, result)}
   end
 
-  @doc false
-  # A generation result as a chat turn: the answer, the think part, the longer conversation.
+  @doc """
+  A generation's result as a chat turn, as `chat/3` returns it: the answer (`:content`),
+  the think part (`:thinking`, or nil) and `:messages`, the conversation with the reply
+  appended (its think part as `reasoning_content`). For callers that stream a reply and
+  then continue the conversation, as `mix qwen3.chat` does.
+  """
+  @spec chat_reply([ChatTemplate.message()], map) :: map
   def chat_reply(messages, result) do
     {thinking, content} = split_thinking(result.text || "")
     reply = %{role: "assistant", content: content}
@@ -68,7 +77,7 @@ defmodule Qwen3 do
     Map.merge(result, %{content: content, thinking: thinking, messages: messages ++ [reply]})
   end
 
-  def chat!(model, messages, opts \\ []), do: bang(chat(model, messages, opts))
+  def chat!(model, messages, opts \\ []), do: Error.unwrap!(chat(model, messages, opts))
 
   @doc """
   `<think>…</think>` and the answer, apart: `{thinking | nil, content}`. An unfinished
@@ -97,9 +106,8 @@ defmodule Qwen3 do
   @spec stream(Model.t(), term, keyword) :: Enumerable.t()
   def stream(%Model{} = model, prompt, opts \\ []) do
     {tokens?, opts} = Keyword.pop(opts, :tokens, false)
-    {ids, gen_opts} = prepare!(model, prompt, opts)
-    ids = bang(ids)
-    stream = Generate.stream(ids, model, gen_opts)
+    request = Error.unwrap!(Request.new(model, prompt, opts))
+    stream = Generate.stream(request, model)
 
     if tokens?,
       do: Stream.map(stream, fn {id, text} -> {text, id} end),
@@ -109,20 +117,21 @@ defmodule Qwen3 do
   @doc """
   Streams to a process as messages, for GenServers and LiveView. Returns `{:ok, ref}`;
   `pid` then receives `{ref, {:token, text_chunk, token_id}}` per token and finally
-  `{ref, {:done, result}}` (as `generate/3`) or `{ref, {:error, %Qwen3.Error{}}}`. The
-  generation stops when `pid` exits or on `cancel/1`.
+  `{ref, {:done, result}}` (as `generate/3`) or `{ref, {:error, %Qwen3.Error{}}}`, for the
+  prompt's errors too; bad options raise `ArgumentError` here. The generation stops when
+  `pid` exits or on `cancel/1`.
   """
   @spec stream_to(pid, Model.t(), term, keyword) :: {:ok, reference} | {:error, Error.t()}
   def stream_to(pid, %Model{} = model, prompt, opts \\ []) when is_pid(pid) do
-    {ids, gen_opts} = prepare!(model, prompt, opts)
     ref = make_ref()
-
     starter = self()
 
-    with {:ok, ids} <- ids,
-         {:ok, task} <-
+    # Options raise here; the prompt's errors reach `pid` like the generation's.
+    request = Request.new(model, prompt, opts)
+
+    with {:ok, task} <-
            Task.Supervisor.start_child(Qwen3.TaskSupervisor, fn ->
-             Qwen3.Streamer.run(starter, pid, ref, ids, model, gen_opts)
+             Qwen3.Streamer.run(starter, pid, ref, request, model)
            end) do
       # Return only once `cancel/1` can find the task, so a cancel right away is never lost.
       monitor = Process.monitor(task)
@@ -148,25 +157,4 @@ defmodule Qwen3 do
     Qwen3.Streamer.flush(ref)
     result
   end
-
-  @doc false
-  # Options are checked at the call (ArgumentError); the prompt's errors come back as values.
-  def prepare!(model, prompt, opts) do
-    chat? = is_list(prompt) and match?([m | _] when is_map(m) or is_tuple(m), prompt)
-    keys = Prompt.chat_keys()
-    chat_opts = Keyword.merge(Prompt.chat_defaults(), Keyword.take(opts, keys))
-    gen_opts = Keyword.drop(opts, keys)
-
-    gen_opts =
-      if chat?,
-        do:
-          Keyword.update(gen_opts, :stop, Prompt.chat_stop_ids(model), &(&1 ++ Prompt.chat_stop_ids(model))),
-        else: gen_opts
-
-    Generate.check_options!(gen_opts, model)
-    {Prompt.to_ids(model, prompt, chat_opts), gen_opts}
-  end
-
-  defp bang({:ok, v}), do: v
-  defp bang({:error, e}), do: raise(e)
 end

@@ -78,7 +78,19 @@ defmodule Qwen3.Array do
     |> Native.await_ok()
   end
 
-  for op <- [:add, :subtract, :multiply, :divide, :maximum, :minimum, :power, :greater, :less, :equal] do
+  # The element-wise binary ops: the `binary` lines of native/mlx/ops.txt, the one list the
+  # Rust enums and the C++ switch are generated from too.
+  @ops_file Path.expand("../../native/mlx/ops.txt", __DIR__)
+  @external_resource @ops_file
+  @binary_ops for line <- File.read!(@ops_file) |> String.split("\n"),
+                  ["binary", name | _] <- [String.split(line)],
+                  do: String.to_atom(name)
+
+  @doc "The element-wise binary operations, each a function of this module."
+  @spec binary_ops() :: [atom]
+  def binary_ops, do: @binary_ops
+
+  for op <- @binary_ops do
     @doc "Element-wise `#{op}` with broadcasting."
     @spec unquote(op)(t, t) :: {:ok, t} | {:error, Error.t()}
     def unquote(op)(%__MODULE__{ref: a}, %__MODULE__{ref: b}),
@@ -102,13 +114,10 @@ defmodule Qwen3.Array do
   def astype(%__MODULE__{ref: a}, dtype), do: Native.array_astype(a, dtype) |> Native.await_array()
 
   @doc "Like `from_list/2` but raises `Qwen3.Error`."
-  def from_list!(list, opts \\ []), do: bang(from_list(list, opts))
-  def from_binary!(bin, shape, dtype, opts \\ []), do: bang(from_binary(bin, shape, dtype, opts))
-  def to_list!(a), do: bang(to_list(a))
-  def to_binary!(a), do: bang(to_binary(a))
-
-  defp bang({:ok, value}), do: value
-  defp bang({:error, %Error{} = e}), do: raise(e)
+  def from_list!(list, opts \\ []), do: Error.unwrap!(from_list(list, opts))
+  def from_binary!(bin, shape, dtype, opts \\ []), do: Error.unwrap!(from_binary(bin, shape, dtype, opts))
+  def to_list!(a), do: Error.unwrap!(to_list(a))
+  def to_binary!(a), do: Error.unwrap!(to_binary(a))
 
   # Shape of a rectangular nested list, and its elements in row-major order.
   defp shape_and_flatten([first | _] = list) when is_list(first) do

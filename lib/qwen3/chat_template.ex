@@ -38,10 +38,7 @@ defmodule Qwen3.ChatTemplate do
     end
   end
 
-  def load!(dir), do: dir |> load() |> bang()
-
-  defp bang({:ok, v}), do: v
-  defp bang({:error, e}), do: raise(e)
+  def load!(dir), do: dir |> load() |> Error.unwrap!()
 
   defp from_config(text, path) do
     case JSON.decode(text) do
@@ -63,17 +60,19 @@ defmodule Qwen3.ChatTemplate do
     end
   end
 
+  @render_options Qwen3.Options.schema(:chat) ++
+                    [{:variables, %{}, :map, "more template variables", nil}]
+
   @doc """
   Renders `messages` into the prompt text.
 
-  Options: `:add_generation_prompt` (true: end with the assistant header), `:enable_thinking`
-  (true; false makes Qwen3 answer without a `<think>` part), `:tools` (function specs, as
-  maps), `:variables` (more template variables).
+  Options:
+
+  #{Qwen3.Options.docs(@render_options)}
   """
   @spec render(t, [message], keyword) :: {:ok, String.t()} | {:error, Error.t()}
   def render(%__MODULE__{ref: ref}, messages, opts \\ []) when is_list(messages) do
-    opts =
-      Keyword.validate!(opts, add_generation_prompt: true, enable_thinking: true, tools: nil, variables: %{})
+    opts = Qwen3.Options.validate!(opts, @render_options)
 
     context =
       Map.merge(opts[:variables], %{

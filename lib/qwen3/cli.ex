@@ -3,36 +3,20 @@ defmodule Qwen3.CLI do
   # Options shared by `mix qwen3.generate` and `mix qwen3.chat`: which model, where, and
   # how to sample.
 
-  @switches [
-    model: :string,
-    device: :string,
-    dtype: :string,
-    max_new_tokens: :integer,
-    sampler: :string,
-    temperature: :float,
-    top_p: :float,
-    top_k: :integer,
-    min_p: :float,
-    repetition_penalty: :float,
-    seed: :integer,
-    stop: :keep,
-    loop: :string
-  ]
+  @load_switches [model: :string, device: :string, dtype: :string]
 
-  def switches, do: @switches
+  def switches, do: @load_switches ++ Qwen3.Options.cli_switches()
 
   def usage do
     """
-      --model DIR|ORG/NAME   checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
-      --device cpu|gpu       --dtype f32|bf16|f16
-      --max-new-tokens N     --loop elixir|native
-      --sampler greedy|top_p_gpu|top_p_cpu  --temperature T  --top-p P  --top-k K
-      --min-p P              --repetition-penalty R  --seed S  --stop TEXT (repeatable)
+        --model DIR|ORG/NAME               checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
+        --device cpu|gpu                   --dtype f32|bf16|f16
+    #{Qwen3.Options.cli_usage()}
     """
   end
 
   def parse!(argv, extra) do
-    {opts, rest, invalid} = OptionParser.parse(argv, strict: @switches ++ extra)
+    {opts, rest, invalid} = OptionParser.parse(argv, strict: switches() ++ extra)
     if rest != [] or invalid != [], do: Mix.raise("unexpected arguments: #{inspect(rest ++ invalid)}")
     opts
   end
@@ -43,7 +27,10 @@ defmodule Qwen3.CLI do
     path =
       opts[:model] || System.get_env("QWEN3_MODEL") || Mix.raise("--model DIR (or QWEN3_MODEL) is required")
 
-    load_opts = [device: atom(opts[:device] || "cpu"), dtype: opts[:dtype] && atom(opts[:dtype])]
+    load_opts = [
+      device: String.to_atom(opts[:device] || "cpu"),
+      dtype: opts[:dtype] && String.to_atom(opts[:dtype])
+    ]
 
     case Qwen3.load(path, load_opts) do
       {:ok, model} -> model
@@ -51,20 +38,8 @@ defmodule Qwen3.CLI do
     end
   end
 
-  @doc "Generation options from the command line (absent ones keep the library defaults)."
-  def generation_opts(opts, defaults) do
-    sampling =
-      for key <- [:temperature, :top_p, :top_k, :min_p, :repetition_penalty, :seed, :max_new_tokens],
-          Keyword.has_key?(opts, key),
-          do: {key, opts[key]}
-
-    named = for key <- [:sampler, :loop], Keyword.has_key?(opts, key), do: {key, atom(opts[key])}
-    stops = Keyword.get_values(opts, :stop)
-    stops = if stops == [], do: [], else: [stop: stops]
-    Keyword.merge(defaults, sampling ++ named ++ stops)
-  end
-
-  def atom(s), do: String.to_atom(s)
+  @doc "Generation options from the command line over `defaults` (absent ones stay unset)."
+  def generation_opts(opts, defaults), do: Keyword.merge(defaults, Qwen3.Options.from_cli(opts))
 
   @doc "Writes a `Qwen3.stream_to/4` generation's text as it arrives; returns its result."
   def print_stream(ref) do

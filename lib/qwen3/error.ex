@@ -23,6 +23,14 @@ defmodule Qwen3.Error do
   @impl true
   def message(%__MODULE__{kind: kind, message: message}), do: "(#{kind}) #{message}"
 
+  @doc """
+  The value of `{:ok, value}`; raises the error of `{:error, %Qwen3.Error{}}`. What every
+  bang variant (`Qwen3.load!/2`, `Qwen3.Array.to_list!/1` …) does with its tuple.
+  """
+  @spec unwrap!({:ok, value} | {:error, t}) :: value when value: term
+  def unwrap!({:ok, value}), do: value
+  def unwrap!({:error, %__MODULE__{} = e}), do: raise(e)
+
   @doc false
   def from_native({kind, message}) when is_atom(kind), do: %__MODULE__{kind: kind, message: message}
 end

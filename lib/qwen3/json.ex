@@ -10,7 +10,7 @@ defmodule Qwen3.JSON do
   @spec decode(binary) :: {:ok, term} | {:error, Qwen3.Error.t()}
   def decode(text) when is_binary(text), do: text |> Native.json_decode() |> Native.direct()
 
-  def decode!(text), do: text |> decode() |> bang()
+  def decode!(text), do: text |> decode() |> Qwen3.Error.unwrap!()
 
   @spec encode(term, keyword) :: {:ok, String.t()} | {:error, Qwen3.Error.t()}
   def encode(term, opts \\ []) do
@@ -30,8 +30,5 @@ defmodule Qwen3.JSON do
   defp key(k) when is_binary(k), do: k
   defp key(k), do: to_string(k)
 
-  def encode!(term, opts \\ []), do: term |> encode(opts) |> bang()
-
-  defp bang({:ok, v}), do: v
-  defp bang({:error, e}), do: raise(e)
+  def encode!(term, opts \\ []), do: term |> encode(opts) |> Qwen3.Error.unwrap!()
 end

@@ -3,8 +3,12 @@ defmodule Qwen3.KVCache do
   A preallocated KV cache (`{batch, kv_heads, max_len, head_dim}` per layer) for one model.
   Each decoder layer writes its keys/values at its offset; `offset/1` is the number of
   tokens held. Pass it back to `Qwen3.Generate.generate/3` to continue a conversation.
+
+  A cache remembers which token ids it holds (`:tokens`), so a continuation keeps the
+  longest common prefix and prefills only the rest (`reuse/2`); `Qwen3.Serving` reuses its
+  slots the same way (`keep_prefix/2`).
   """
-  alias Qwen3.Native
+  alias Qwen3.{Error, Native}
 
   @enforce_keys [:ref, :batch_size, :max_len]
   defstruct [:ref, :batch_size, :max_len, tokens: []]
@@ -37,4 +41,61 @@ defmodule Qwen3.KVCache do
   @doc "Declares how many padding slots start each row (batches of unequal prompts)."
   def set_left_padding(%__MODULE__{ref: ref}, padding) when is_list(padding),
     do: Native.cache_set_left_padding(ref, padding) |> Native.await_ok()
+
+  @doc """
+  Makes `cache` ready to generate from `ids`: with the tokens it holds known, it keeps the
+  longest prefix they share with `ids` (`keep_prefix/2`); with them unknown (a cache filled
+  elsewhere), `ids` must extend what it holds. Returns the cache and the ids still to feed.
+  """
+  @spec reuse(t, [non_neg_integer]) :: {:ok, t, [non_neg_integer]} | {:error, Error.t()}
+  def reuse(%__MODULE__{} = cache, ids) do
+    with {:ok, offset} <- offset(cache) do
+      cond do
+        is_list(cache.tokens) and length(cache.tokens) == offset -> keep_prefix(cache, ids)
+        length(ids) > offset -> {:ok, cache, Enum.drop(ids, offset)}
+        true -> {:error, %Error{kind: :invalid_argument, message: extend_message(offset, ids)}}
+      end
+    end
+  end
+
+  defp extend_message(offset, ids),
+    do: "the cache already holds #{offset} tokens; input_ids (#{length(ids)}) must extend them"
+
+  @doc """
+  Cuts a cache whose tokens are known back to the longest prefix it shares with `ids`, and
+  returns it with the ids still to feed: at least the last one, so that there are logits to
+  sample from.
+  """
+  @spec keep_prefix(t, [non_neg_integer]) :: {:ok, t, [non_neg_integer]} | {:error, Error.t()}
+  def keep_prefix(%__MODULE__{tokens: known} = cache, ids) when is_list(known) do
+    keep = min(common_prefix(known, ids), length(ids) - 1)
+
+    with :ok <- if(keep < length(known), do: truncate(cache, keep), else: :ok),
+         do: {:ok, %{cache | tokens: Enum.take(ids, keep)}, Enum.drop(ids, keep)}
+  end
+
+  @doc "Empties the cache, so that what it holds is known again (nothing)."
+  @spec reset(t) :: {:ok, t} | {:error, Error.t()}
+  def reset(%__MODULE__{} = cache) do
+    with :ok <- truncate(cache, 0), do: {:ok, %{cache | tokens: []}}
+  end
+
+  @doc """
+  The cache with the tokens it holds recorded: the first `offset/1` of `ids` (the prompt
+  and the generated tokens; the last one sampled is never fed). Unknown if it cannot tell.
+  """
+  @spec record(t, [non_neg_integer]) :: t
+  def record(%__MODULE__{} = cache, ids) do
+    case offset(cache) do
+      {:ok, offset} -> %{cache | tokens: Enum.take(ids, offset)}
+      {:error, _} -> %{cache | tokens: nil}
+    end
+  end
+
+  @doc "How many leading elements two lists share."
+  @spec common_prefix(list, list) :: non_neg_integer
+  def common_prefix(a, b), do: common_prefix(a, b, 0)
+
+  defp common_prefix([x | as], [x | bs], n), do: common_prefix(as, bs, n + 1)
+  defp common_prefix(_, _, n), do: n
 end

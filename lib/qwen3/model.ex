@@ -90,7 +90,7 @@ defmodule Qwen3.Model do
     end
   end
 
-  def load!(path, opts \\ []), do: bang(load(path, opts))
+  def load!(path, opts \\ []), do: Error.unwrap!(load(path, opts))
 
   defp await_with_progress(ref, tag, on_progress) when is_reference(ref) do
     receive do
@@ -133,26 +133,25 @@ defmodule Qwen3.Model do
     end
   end
 
-  def init_kv_cache!(model, opts \\ []), do: bang(init_kv_cache(model, opts))
+  def init_kv_cache!(model, opts \\ []), do: Error.unwrap!(init_kv_cache(model, opts))
 
   @doc "Token ids `{B, L}` (or `{B}`) → hidden states `{B, L, hidden}`."
   def embed(%__MODULE__{ref: m}, %Array{ref: ids}), do: Native.model_embed(m, ids) |> Native.await_array()
-
-  @doc "Checks every id against the vocabulary (reads the ids: for user input, not sampled tokens)."
-  @spec check_ids(t, Array.t()) :: :ok | {:error, Error.t()}
-  def check_ids(%__MODULE__{ref: m}, %Array{ref: ids}) do
-    Native.model_check_ids(m, ids) |> Native.await_ok()
-  end
 
   @doc "Decoder layer `index` (norms, attention with the cache, MLP, residuals)."
   def layer(%__MODULE__{ref: m}, index, %Array{ref: h}, %KVCache{ref: c}),
     do: Native.model_layer(m, index, h, c) |> Native.await_array()
 
-  @doc "The attention block of layer `index` alone, on a normed input (extends the cache)."
+  @doc """
+  The attention block of layer `index` alone: on a normed input `{B, L, hidden}`, it writes
+  the layer's keys and values into the cache and returns the output projection (no
+  residual). With `mlp/3`, for loops that change what runs between the blocks (steering,
+  inspecting activations); `layer/4` is the two with their norms and residuals.
+  """
   def attention(%__MODULE__{ref: m}, index, %Array{ref: x}, %KVCache{ref: c}),
     do: Native.model_attention(m, index, x, c) |> Native.await_array()
 
-  @doc "The SwiGLU MLP of layer `index` alone, on a normed input."
+  @doc "The SwiGLU MLP of layer `index` alone, on a normed input `{B, L, hidden}` (no residual)."
   def mlp(%__MODULE__{ref: m}, index, %Array{ref: x}),
     do: Native.model_mlp(m, index, x) |> Native.await_array()
 
@@ -177,9 +176,6 @@ defmodule Qwen3.Model do
     refs = Enum.map(caches, fn %KVCache{ref: c} -> c end)
     Native.model_forward_rows(m, ids, refs, opts[:last_only]) |> Native.await_array()
   end
-
-  defp bang({:ok, v}), do: v
-  defp bang({:error, e}), do: raise(e)
 
   defimpl Inspect do
     def inspect(m, _opts) do

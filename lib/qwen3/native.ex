@@ -61,7 +61,6 @@ defmodule Qwen3.Native do
   def model_info(_model), do: nif_error()
   def model_new_cache(_model, _batch, _max_len), do: nif_error()
   def model_embed(_model, _ids), do: nif_error()
-  def model_check_ids(_model, _ids), do: nif_error()
   def model_layer(_model, _index, _h, _cache), do: nif_error()
   def model_attention(_model, _index, _x, _cache), do: nif_error()
   def model_mlp(_model, _index, _x), do: nif_error()
@@ -73,11 +72,12 @@ defmodule Qwen3.Native do
   def cache_set_left_padding(_cache, _padding), do: nif_error()
   def cache_release(_cache), do: nif_error()
 
-  def sampler_new(_device, _spec, _history), do: nif_error()
+  def sampler_new(_device, _spec, _seed, _history), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()
   def sampler_sample_rows(_samplers, _logits), do: nif_error()
 
   # These touch no MLX and answer directly: `{:ok, value} | {:error, {kind, message}}`.
+  def sampler_spec(_model, _options), do: nif_error()
   def tokenizer_load(_path), do: nif_error()
   def tokenizer_encode(_tokenizer, _text, _add_special), do: nif_error()
   def tokenizer_decode(_tokenizer, _ids, _skip_special), do: nif_error()

@@ -1,87 +1,86 @@
 defmodule Qwen3.Sampler do
   @moduledoc """
-  How the next token is chosen. Built from generation options by `Qwen3.Generate`.
+  How the next token is chosen.
 
     * `:greedy` — the most likely token (after the repetition penalty)
-    * `:top_p_gpu` — temperature, top-k, top-p and min-p applied in the MLX graph on the
-      model's device; the sampled token stays lazy and feeds the next step
-    * `:top_p_cpu` — the same filters on the host, in Rust, after evaluating the logits
+    * `:sample` — temperature, top-k, top-p and min-p applied in the MLX graph on the
+      model's device (GPU or CPU); the sampled token stays lazy and feeds the next step
+    * `:sample_host` — the same filters on the host, in Rust, after evaluating the logits
+
+  `:top_p_gpu` and `:top_p_cpu` are the deprecated names of `:sample` and `:sample_host`.
 
   Filters run in Hugging Face's order: repetition penalty (over the last
   `:repetition_context_size` tokens, prompt included), temperature, top-k, top-p, min-p.
+
+  A setting a call leaves unset takes the checkpoint's `generation_config.json` (Qwen3's
+  say temperature 0.6, top-p 0.95, top-k 20), else its default: temperature 1.0 and every
+  filter off. So precedence is: the call, then `generation_config.json`, then the default;
+  `nil` given for `:top_k`, `:min_p` or `:repetition_penalty` turns that filter off. The
+  sampler itself is greedy unless the call names another (`do_sample` is not read), as
+  in mlx-lm. The spec is resolved and checked once, in Rust, by `spec!/2`.
+
   A sampler owns its random stream: `:seed` (or `:rng_key`) makes it reproducible; without
   one each generation draws a fresh seed.
   """
   alias Qwen3.{Array, Error, Model, Native}
 
-  @samplers [:greedy, :top_p_cpu, :top_p_gpu]
-
-  @doc "Generation options this module reads, with their defaults."
-  def defaults do
-    [
-      sampler: :greedy,
-      temperature: 0.95,
-      top_p: 0.9,
-      top_k: nil,
-      min_p: nil,
-      repetition_penalty: nil,
-      repetition_context_size: 20,
-      seed: nil,
-      rng_key: nil
-    ]
+  defmodule Spec do
+    @moduledoc """
+    A resolved, validated sampler spec: `settings` shows what it does (`:sampler`,
+    `:temperature`, `:top_k`, `:top_p`, `:min_p`, `:repetition_penalty`,
+    `:repetition_context_size`; 0 and 1.0 mean off).
+    """
+    @enforce_keys [:ref, :settings]
+    defstruct [:ref, :settings]
+    @type t :: %__MODULE__{ref: reference, settings: map}
   end
 
-  @doc "Checks the sampling options (raises `ArgumentError`) and returns the native spec."
-  @spec spec!(keyword) :: map
-  def spec!(opts) do
-    sampler = opts[:sampler]
-
-    unless sampler in @samplers,
-      do: raise(ArgumentError, "unknown :sampler #{inspect(sampler)} (use one of #{inspect(@samplers)})")
-
-    check!(opts, :temperature, &(is_number(&1) and &1 >= 0), "a number >= 0")
-    check!(opts, :top_p, &(is_number(&1) and &1 > 0 and &1 <= 1), "a number in (0, 1]")
-    check!(opts, :top_k, &(is_nil(&1) or (is_integer(&1) and &1 > 0)), "nil or a positive integer")
-    check!(opts, :min_p, &(is_nil(&1) or (is_number(&1) and &1 >= 0 and &1 < 1)), "nil or a number in [0, 1)")
-    check!(opts, :repetition_penalty, &(is_nil(&1) or (is_number(&1) and &1 > 0)), "nil or a number > 0")
-    check!(opts, :repetition_context_size, &(is_integer(&1) and &1 >= 0), "an integer >= 0")
-
-    check!(
-      opts,
-      :seed,
-      &(is_nil(&1) or (is_integer(&1) and &1 in 0..0xFFFFFFFFFFFFFFFF)),
-      "nil or a 64-bit unsigned integer"
-    )
-
-    check!(opts, :rng_key, &(is_nil(&1) or is_struct(&1, Array)), "nil or a key from Qwen3.Sampler.key/1")
-
-    %{
-      temperature: if(sampler == :greedy, do: 0.0, else: opts[:temperature] / 1),
-      top_k: opts[:top_k] || 0,
-      top_p: opts[:top_p] / 1,
-      min_p: (opts[:min_p] || 0) / 1,
-      repetition_penalty: (opts[:repetition_penalty] || 1) / 1,
-      repetition_context: opts[:repetition_context_size],
-      on_host: sampler == :top_p_cpu,
-      seed: 0
-    }
-  end
-
-  @doc false
-  # Raises `ArgumentError` naming `key` unless `valid?` holds for its value.
-  def check!(opts, key, valid?, expected) do
-    unless valid?.(opts[key]),
-      do: raise(ArgumentError, "#{inspect(key)} must be #{expected}, got #{inspect(opts[key])}")
-  end
+  @renamed %{top_p_gpu: :sample, top_p_cpu: :sample_host}
 
   @doc """
-  A sampler for one generation on `model`'s device. `history` is the prompt (token ids), for
-  the repetition penalty.
+  The spec of a call's sampling options (`Qwen3.Options.sampler_keys/0`; only those it
+  set) on `model` (or `nil`: no generation config). Raises `ArgumentError` naming a bad
+  option.
   """
-  @spec new(Model.t(), map, keyword, [non_neg_integer]) :: {:ok, reference} | {:error, Error.t()}
-  def new(%Model{device: device}, spec, opts, history) do
+  @spec spec!(Model.t() | nil, keyword) :: Spec.t()
+  def spec!(model, opts) do
+    opts = Enum.map(opts, &rename/1)
+    ref = if model, do: model.ref
+
+    case Native.sampler_spec(ref, opts) do
+      {:ok, {spec, settings}} ->
+        %Spec{ref: spec, settings: settings}
+
+      {:error, {:invalid_option, key, expected}} ->
+        raise ArgumentError, "#{inspect(key)} must be #{expected}, got #{inspect(opts[key])}"
+
+      {:error, {:invalid_argument, message}} ->
+        raise ArgumentError, message
+    end
+  end
+
+  defp rename({:sampler, old}) when is_map_key(@renamed, old) do
+    new = Map.fetch!(@renamed, old)
+    key = {__MODULE__, :warned, old}
+
+    unless :persistent_term.get(key, false) do
+      :persistent_term.put(key, true)
+      IO.warn("sampler: #{inspect(old)} is deprecated, use #{inspect(new)}", [])
+    end
+
+    {:sampler, new}
+  end
+
+  defp rename(pair), do: pair
+
+  @doc """
+  A sampler for one generation on `model`'s device. `opts` gives `:seed` or `:rng_key`
+  (checked by `Qwen3.Options`); `history` is the prompt, for the repetition penalty.
+  """
+  @spec new(Model.t(), Spec.t(), keyword, [non_neg_integer]) :: {:ok, reference} | {:error, Error.t()}
+  def new(%Model{device: device}, %Spec{ref: spec}, opts, history) do
     with {:ok, seed} <- seed(opts) do
-      Native.sampler_new(device, %{spec | seed: seed}, [history]) |> Native.await()
+      Native.sampler_new(device, spec, seed, [history]) |> Native.await()
     end
   end
 

@@ -1,4 +1,17 @@
 defmodule Qwen3.Serving do
+  @start_options [
+    {:model, nil, {:struct_or_binary, Qwen3.Model},
+     "a loaded `Qwen3.Model`, or a path / repo id to load (with `:load` options)", nil},
+    {:name, nil, :atom_or_nil, "registers the serving locally and joins the `:pg` group of that name", nil},
+    {:batch_size, 8, :pos_integer, "requests decoding together, each in its own slot", nil},
+    {:max_len, 1024, :pos_integer, "tokens per slot (prompt and output)", nil},
+    {:max_queue, 64, :non_neg_integer,
+     "requests waiting beyond the running ones; past it a request gets " <>
+       "`{:error, %Qwen3.Error{kind: :overloaded}}`", nil},
+    {:prefill_chunk, 256, :pos_integer, "prompt tokens prefilled between two decode steps", nil},
+    {:load, [], :keyword, "`Qwen3.Model.load/2` options, when `:model` is a path", nil}
+  ]
+
   @moduledoc """
   Serves many callers from one model with continuous batching, on one node or several.
 
@@ -15,11 +28,8 @@ defmodule Qwen3.Serving do
   on the same model and seed, up to float rounding in batched products.
 
   ## Options of `start_link/1`
-    * `:model` — a loaded `Qwen3.Model`, or a path / repo id to load (with `:load` options)
-    * `:name` — registers the serving locally and joins the `:pg` group of that name
-    * `:batch_size` (8), `:max_len` (1024 tokens per slot), `:prefill_chunk` (256)
-    * `:max_queue` (64) — requests waiting beyond the running ones; past it a request gets
-      `{:error, %Qwen3.Error{kind: :overloaded}}`
+
+  #{Qwen3.Options.docs(@start_options)}
 
   Slots are allocated on first use; each holds `max_len` tokens of keys and values for
   every layer.
@@ -42,15 +52,16 @@ defmodule Qwen3.Serving do
 
   @doc "Starts a serving (see the module doc for the options)."
   @spec start_link(keyword) :: GenServer.on_start()
-  def start_link(opts), do: Server.start_link(opts)
+  def start_link(opts), do: opts |> Qwen3.Options.validate!(@start_options) |> Server.start_link()
 
   @doc """
   Generates a continuation of `prompt` (text, token ids or chat messages, as in
   `Qwen3.generate/3`) and returns the same result, without `:kv_cache`, with
   `timing.queue_ms` (time before the request got a slot).
 
-  Options are those of `Qwen3.generate/3` except `:kv_cache`, `:max_len`, `:loop` and
-  `:dump_logits`; `:timeout` (ms) counts from submission, queueing included.
+  Options are those of `Qwen3.generate/3` (`Qwen3.Options`) except `:kv_cache`,
+  `:max_len`, `:loop` and `:dump_logits`; `:timeout` (ms) counts from submission,
+  queueing included. They are checked once, at submission.
 
   Errors: `:overloaded` (every serving full), `:not_found` (no serving of that name),
   `:timeout`, `:node_down` / `:serving_down` (the serving went away mid-request), and the

@@ -6,12 +6,13 @@ defmodule Qwen3.Streamer do
   alias Qwen3.Generate
 
   # `starter` hears `{ref, :registered}` once `Qwen3.cancel(ref)` can find this task.
-  def run(starter, pid, ref, ids, model, opts) do
+  # `prepared` is what `Qwen3.Request.new/3` returned.
+  def run(starter, pid, ref, prepared, model) do
     {:ok, _} = Registry.register(Qwen3.Registry, ref, pid)
     send(starter, {ref, :registered})
     monitor = Process.monitor(pid)
 
-    case Generate.start(ids, model, opts) do
+    case with({:ok, request} <- prepared, do: Generate.start(request, model)) do
       {:ok, gen} -> loop(gen, pid, ref, monitor)
       {:error, e} -> send(pid, {ref, {:error, e}})
     end
@@ -28,8 +29,7 @@ defmodule Qwen3.Streamer do
             loop(gen, pid, ref, monitor)
 
           {:done, gen} ->
-            {tokens, meta} = Generate.result(gen)
-            send(pid, {ref, {:done, meta |> Map.put(:tokens, tokens) |> Map.put_new(:text, nil)}})
+            send(pid, {ref, {:done, Generate.result(gen)}})
 
           {:error, e} ->
             send(pid, {ref, {:error, e}})

@@ -26,7 +26,7 @@ defmodule Qwen3.Tokenizer do
     end
   end
 
-  def load!(path), do: path |> load() |> bang()
+  def load!(path), do: path |> load() |> Error.unwrap!()
 
   @doc """
   Text → token ids. `:add_special_tokens` (false) adds the tokenizer's template tokens (Qwen3
@@ -38,7 +38,7 @@ defmodule Qwen3.Tokenizer do
     ref |> Native.tokenizer_encode(text, opts[:add_special_tokens]) |> Native.direct()
   end
 
-  def encode!(tokenizer, text, opts \\ []), do: tokenizer |> encode(text, opts) |> bang()
+  def encode!(tokenizer, text, opts \\ []), do: tokenizer |> encode(text, opts) |> Error.unwrap!()
 
   @doc "Token ids → text. `:skip_special_tokens` (false) leaves out `<|im_end|>` and the like."
   @spec decode(t, [non_neg_integer], keyword) :: {:ok, String.t()} | {:error, Error.t()}
@@ -50,7 +50,7 @@ defmodule Qwen3.Tokenizer do
       else: {:error, %Error{kind: :invalid_argument, message: "token ids must be non-negative integers"}}
   end
 
-  def decode!(tokenizer, ids, opts \\ []), do: tokenizer |> decode(ids, opts) |> bang()
+  def decode!(tokenizer, ids, opts \\ []), do: tokenizer |> decode(ids, opts) |> Error.unwrap!()
 
   @doc "The id of a token (`\"<|im_end|>\"`), or nil."
   @spec token_to_id(t, String.t()) :: non_neg_integer | nil
@@ -69,9 +69,6 @@ defmodule Qwen3.Tokenizer do
     for {id, content, special} <- Native.tokenizer_added_tokens(ref),
         do: %{id: id, content: content, special: special}
   end
-
-  defp bang({:ok, v}), do: v
-  defp bang({:error, e}), do: raise(e)
 
   defimpl Inspect do
     def inspect(t, _opts), do: "#Qwen3.Tokenizer<#{t.path}>"

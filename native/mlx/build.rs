@@ -1,5 +1,9 @@
-//! Compiles the C++ shim against a prebuilt MLX (see scripts/setup_mlx.sh) and links it.
+//! Compiles the C++ shim against a prebuilt MLX (see scripts/setup_mlx.sh) and links it,
+//! after generating the op enums both sides share from ops.txt.
 use std::path::PathBuf;
+
+#[path = "build_ops.rs"]
+mod build_ops;
 
 fn mlx_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MLX_DIR") {
@@ -28,6 +32,8 @@ fn main() {
             include.display()
         );
     }
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    build_ops::generate(std::path::Path::new("ops.txt"), &out_dir);
     cxx_build::bridge("src/ffi.rs")
         .file("cpp/shim.cc")
         .file("cpp/linear.cc")
@@ -39,7 +45,10 @@ fn main() {
         .file("cpp/vector_math.cc")
         .file("cpp/blas.cc")
         .include(&include)
+        .include(&out_dir)
         .std("c++20")
+        // An op in ops.txt that a switch in shim.cc does not handle is a build error.
+        .flag("-Werror=switch")
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-deprecated-declarations")
         .opt_level(3)
@@ -50,6 +59,8 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:libdir={}", lib.display());
     for f in [
+        "ops.txt",
+        "build_ops.rs",
         "src/ffi.rs",
         "cpp/shim.cc",
         "cpp/shim.h",

@@ -45,6 +45,9 @@ defmodule Qwen3.ArrayTest do
     end
   end
 
+  # The binary ops, written here independently of native/mlx/ops.txt (their source).
+  @reference_ops ~w(add subtract multiply divide maximum minimum power greater greater_equal
+                    less less_equal equal logical_and logical_or)a
   describe "ops through the NIF equal the same ops in Elixir" do
     test "matmul" do
       x = for i <- 0..3, do: for(j <- 0..4, do: :math.sin(i * 5 + j))
@@ -65,6 +68,22 @@ defmodule Qwen3.ArrayTest do
 
       {:ok, total} = A.sum(A.from_list!(m), 1)
       assert_close(A.to_list!(total), [6.0, 3.0], 0.0)
+    end
+
+    test "every binary op of ops.txt, with broadcasting" do
+      assert Enum.sort(A.binary_ops()) == Enum.sort(@reference_ops)
+      x = [[1.0, 2.0, 0.0], [-3.0, 2.0, 0.5]]
+      y = [2.0, 2.0, 1.0]
+
+      for op <- A.binary_ops() do
+        {:ok, got} = apply(A, op, [A.from_list!(x), A.from_list!(y)])
+        want = for row <- x, do: Enum.zip_with(row, y, &reference(op, &1, &2))
+
+        case A.to_list!(got) do
+          [[b | _] | _] = bools when is_boolean(b) -> assert bools == want, "#{op}"
+          floats -> assert_close(floats, want, 1.0e-6)
+        end
+      end
     end
   end
 
@@ -126,6 +145,21 @@ defmodule Qwen3.ArrayTest do
     e = Enum.map(row, &:math.exp(&1 - m))
     Enum.map(e, &(&1 / Enum.sum(e)))
   end
+
+  defp reference(:add, a, b), do: a + b
+  defp reference(:subtract, a, b), do: a - b
+  defp reference(:multiply, a, b), do: a * b
+  defp reference(:divide, a, b), do: a / b
+  defp reference(:maximum, a, b), do: max(a, b)
+  defp reference(:minimum, a, b), do: min(a, b)
+  defp reference(:power, a, b), do: :math.pow(a, b)
+  defp reference(:greater, a, b), do: a > b
+  defp reference(:greater_equal, a, b), do: a >= b
+  defp reference(:less, a, b), do: a < b
+  defp reference(:less_equal, a, b), do: a <= b
+  defp reference(:equal, a, b), do: a == b
+  defp reference(:logical_and, a, b), do: a != 0 and b != 0
+  defp reference(:logical_or, a, b), do: a != 0 or b != 0
 
   defp assert_close(got, want, tol) when is_list(got),
     do: Enum.zip_with(got, want, &assert_close(&1, &2, tol))

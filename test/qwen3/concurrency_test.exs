@@ -14,7 +14,7 @@ defmodule Qwen3.ConcurrencyTest do
 
   # Each caller gets its own prompt, sampler and seed, so a mix-up between callers shows.
   defp request(i) do
-    sampler = Enum.at([:greedy, :top_p_gpu, :top_p_cpu], rem(i, 3))
+    sampler = Enum.at([:greedy, :sample, :sample_host], rem(i, 3))
     prompt = for j <- 0..rem(i, 7), do: rem(i * 31 + j * 17, 1000)
     {prompt, [sampler: sampler, seed: i, temperature: 0.8, max_new_tokens: 6 + rem(i, 5)]}
   end

@@ -50,7 +50,7 @@ defmodule Qwen3.SamplingTest do
     assert_raise ArgumentError, ~r/tokenizer/, fn -> Generate.generate(@prompt, model, stop: ["x"]) end
   end
 
-  for sampler <- [:top_p_gpu, :top_p_cpu] do
+  for sampler <- [:sample, :sample_host] do
     test "#{sampler}: same seed, same tokens; other seeds and no seed differ", %{model: model} do
       opts = [sampler: unquote(sampler), temperature: 1.5, top_p: 0.95]
       a = tokens(model, [seed: 7] ++ opts)
@@ -71,7 +71,7 @@ defmodule Qwen3.SamplingTest do
 
   test ":rng_key from Sampler.key/1 equals the same :seed", %{model: model} do
     {:ok, key} = Sampler.key(0x1234_5678_9ABC)
-    opts = [sampler: :top_p_gpu, temperature: 1.5]
+    opts = [sampler: :sample, temperature: 1.5]
     assert tokens(model, [rng_key: key] ++ opts) == tokens(model, [seed: 0x1234_5678_9ABC] ++ opts)
   end
 
@@ -85,7 +85,56 @@ defmodule Qwen3.SamplingTest do
   end
 
   test "temperature 0 with a top_p sampler is greedy", %{model: model} do
-    assert tokens(model, sampler: :top_p_gpu, temperature: 0, seed: 5) == tokens(model, [])
-    assert tokens(model, sampler: :top_p_cpu, temperature: 0, seed: 5) == tokens(model, [])
+    assert tokens(model, sampler: :sample, temperature: 0, seed: 5) == tokens(model, [])
+    assert tokens(model, sampler: :sample_host, temperature: 0, seed: 5) == tokens(model, [])
+  end
+
+  test "deprecated sampler names are aliases that warn once", %{model: model} do
+    opts = [temperature: 1.5, seed: 4]
+
+    warned =
+      ExUnit.CaptureIO.capture_io(:stderr, fn ->
+        assert tokens(model, [sampler: :top_p_gpu] ++ opts) == tokens(model, [sampler: :sample] ++ opts)
+        assert tokens(model, [sampler: :top_p_cpu] ++ opts) == tokens(model, [sampler: :sample_host] ++ opts)
+      end)
+
+    # Once per name and VM: another test may have warned first.
+    assert warned == "" or warned =~ "deprecated"
+  end
+
+  describe "unset sampling options come from generation_config.json" do
+    @describetag :tmp_dir
+
+    # The fixtures carry Qwen3's published generation config: 0.6 / 0.95 / 20.
+    defp settings(model, opts), do: Sampler.spec!(model, opts).settings
+
+    test "precedence: the call, then generation_config.json, then the defaults", %{model: model, tmp_dir: tmp} do
+      from_config = settings(model, sampler: :sample)
+      assert_in_delta from_config.temperature, 0.6, 1.0e-6
+      assert_in_delta from_config.top_p, 0.95, 1.0e-6
+      assert from_config.top_k == 20
+      assert from_config.sampler == :sample
+
+      from_call = settings(model, sampler: :sample_host, temperature: 1.2, top_k: nil)
+      assert {from_call.sampler, from_call.top_k} == {:sample_host, 0}
+      assert_in_delta from_call.temperature, 1.2, 1.0e-6
+      assert_in_delta from_call.top_p, 0.95, 1.0e-6
+
+      # The same checkpoint without generation_config.json: temperature 1, filters off.
+      bare = Path.join(tmp, "bare")
+      File.cp_r!(Fixtures.path("dense-f32-tied"), bare)
+      File.rm!(Path.join(bare, "generation_config.json"))
+      defaults = settings(Model.load!(bare), sampler: :sample)
+      assert {defaults.temperature, defaults.top_p, defaults.top_k, defaults.min_p} == {1.0, 1.0, 0, 0.0}
+
+      # Greedy unless the call says otherwise, whatever the config holds.
+      assert settings(model, []).sampler == :greedy
+    end
+
+    test "the sampler draws with the resolved settings", %{model: model} do
+      unset = tokens(model, sampler: :sample, seed: 9)
+      assert unset == tokens(model, sampler: :sample, seed: 9, temperature: 0.6, top_p: 0.95, top_k: 20)
+      assert unset != tokens(model, sampler: :sample, seed: 9, temperature: 1.0, top_p: 1.0, top_k: nil)
+    end
   end
 end

@@ -18,7 +18,7 @@ defmodule Qwen3.ServingTest do
 
   # Unequal prompts, samplers, seeds and lengths, so rows join and leave at different steps.
   defp request(i) do
-    sampler = Enum.at([:greedy, :top_p_gpu, :top_p_cpu], rem(i, 3))
+    sampler = Enum.at([:greedy, :sample, :sample_host], rem(i, 3))
     prompt = for j <- 0..(1 + rem(i * 5, 11)), do: rem(i * 37 + j * 13, 1000)
     {prompt, [sampler: sampler, seed: i, temperature: 0.9, max_new_tokens: 3 + rem(i * 7, 13)]}
   end
@@ -79,9 +79,9 @@ defmodule Qwen3.ServingTest do
 
     cases = [
       {"The capital of France is", [max_new_tokens: 10]},
-      {"Once upon a time", [max_new_tokens: 12, stop: ["e"], sampler: :top_p_gpu, seed: 3]},
+      {"Once upon a time", [max_new_tokens: 12, stop: ["e"], sampler: :sample, seed: 3]},
       {messages, [max_new_tokens: 9, enable_thinking: false]},
-      {"1, 2, 3,", [max_new_tokens: 6, sampler: :top_p_cpu, seed: 5]}
+      {"1, 2, 3,", [max_new_tokens: 6, sampler: :sample_host, seed: 5]}
     ]
 
     got =

@@ -4,7 +4,7 @@ defmodule Mix.Tasks.Qwen3.Chat do
   A chat REPL. Each reply streams as it is generated; the conversation's KV cache is kept,
   so a turn only computes the new tokens.
 
-      mix qwen3.chat --model Qwen/Qwen3-0.6B --sampler top_p_gpu --temperature 0.6
+      mix qwen3.chat --model Qwen/Qwen3-0.6B --sampler sample --temperature 0.6
 
   Commands: `/think` toggles thinking (on by default), `/reset` starts over, `/quit` (or
   end of input) leaves. Reads standard input, so it can be scripted:

@@ -1,19 +1,18 @@
 defmodule Qwen3.Serving.Row do
   @moduledoc false
   # One request inside a serving: queued, then prefilling into its slot's one-row KV cache
-  # (in chunks, between decode steps), then decoding with the other rows. The token
-  # bookkeeping (stop ids and strings, text, length) is `Qwen3.Generate`'s, per row.
+  # (in chunks, between decode steps), then decoding with the other rows. Its bookkeeping
+  # (stop ids and strings, text, length) is its `Qwen3.Generate`'s, fed one id per step.
 
-  alias Qwen3.{Array, Generate, KVCache, Model, Sampler}
+  alias Qwen3.{Array, Generate, KVCache, Model, Request, Sampler, Sequence}
 
-  @enforce_keys [:ref, :caller, :monitor, :mode, :ids, :opts, :submitted_at]
+  @enforce_keys [:ref, :caller, :monitor, :mode, :request, :submitted_at]
   defstruct [
     :ref,
     :caller,
     :monitor,
     :mode,
-    :ids,
-    :opts,
+    :request,
     :submitted_at,
     :deadline,
     :cache,
@@ -27,42 +26,41 @@ defmodule Qwen3.Serving.Row do
   @doc "Places the row in `cache`, keeping the longest prefix of its prompt the cache holds."
   @spec admit(t, KVCache.t()) :: {:ok, t} | {:error, Qwen3.Error.t()}
   def admit(row, %KVCache{} = cache) do
-    with {:ok, cache, offset} <- known(cache),
-         {:ok, cache, rest} <- Generate.keep_prefix(cache, offset, row.ids) do
-      {:ok, %{row | cache: cache, fed: length(row.ids) - length(rest), admitted_at: System.monotonic_time()}}
+    ids = row.request.ids
+
+    with {:ok, cache} <- known(cache),
+         {:ok, cache, rest} <- KVCache.keep_prefix(cache, ids) do
+      {:ok, %{row | cache: cache, fed: length(ids) - length(rest), admitted_at: System.monotonic_time()}}
     end
   end
 
   # A cache whose content is unknown (its last request did not finish) starts empty.
-  defp known(%KVCache{tokens: nil} = cache) do
-    with :ok <- KVCache.truncate(cache, 0), do: {:ok, %{cache | tokens: []}, 0}
-  end
-
-  defp known(cache), do: {:ok, cache, length(cache.tokens)}
+  defp known(%KVCache{tokens: nil} = cache), do: KVCache.reset(cache)
+  defp known(cache), do: {:ok, cache}
 
   @doc """
   Feeds up to `chunk` more prompt tokens. While more than `chunk` are left it only fills
   the cache (`{:fed, n, row}`); the last part goes through `Qwen3.Generate.start/3`, which
   samples the first token (`{:started, n, token, row}`, `token` as `Generate.accept/2`).
   """
-  def prefill(%__MODULE__{} = row, model, chunk) do
-    left = length(row.ids) - row.fed
+  def prefill(%__MODULE__{request: %Request{ids: ids}} = row, model, chunk) do
+    left = length(ids) - row.fed
 
     if left > chunk do
-      part = row.ids |> Enum.drop(row.fed) |> Enum.take(chunk)
+      part = ids |> Enum.drop(row.fed) |> Enum.take(chunk)
 
-      with {:ok, ids} <- Array.from_list([part], dtype: :s32, device: model.device),
-           {:ok, logits} <- Model.forward(model, ids, row.cache),
+      with {:ok, part_ids} <- Array.from_list([part], dtype: :s32, device: model.device),
+           {:ok, logits} <- Model.forward(model, part_ids, row.cache),
            :ok <- Array.eval(logits) do
         fed = row.fed + chunk
-        {:fed, chunk, %{row | fed: fed, cache: %{row.cache | tokens: Enum.take(row.ids, fed)}}}
+        {:fed, chunk, %{row | fed: fed, cache: %{row.cache | tokens: Enum.take(ids, fed)}}}
       end
     else
-      opts = Keyword.merge(row.opts, kv_cache: row.cache, loop: :native, timeout: :infinity)
+      request = Request.put_opts(row.request, kv_cache: row.cache, loop: :native, timeout: :infinity)
 
-      with {:ok, gen} <- Generate.start(row.ids, model, opts),
+      with {:ok, gen} <- Generate.start(request, model),
            {:token, _, _, gen} = token <- Generate.take_first(gen),
-           do: {:started, left, token, %{row | gen: gen, fed: length(row.ids)}}
+           do: {:started, left, token, %{row | gen: gen, fed: length(ids)}}
     end
   end
 
@@ -72,7 +70,7 @@ defmodule Qwen3.Serving.Row do
   """
   @spec decode([t], Model.t()) :: {:ok, [{t, tuple}]} | {:error, Qwen3.Error.t()}
   def decode(rows, model) do
-    last = Enum.map(rows, &[hd(&1.gen.tokens)])
+    last = Enum.map(rows, &[Sequence.last_token(&1.gen.sequence)])
 
     with {:ok, ids} <- Array.from_list(last, dtype: :s32, device: model.device),
          {:ok, logits} <- Model.forward_rows(model, ids, Enum.map(rows, & &1.gen.cache)),
@@ -82,18 +80,17 @@ defmodule Qwen3.Serving.Row do
     end
   end
 
+  @doc "Whether the row's generation has finished."
+  def finished?(%__MODULE__{gen: gen}), do: gen != nil and Sequence.finished?(gen.sequence)
+
+  @doc "Tokens the row has generated so far."
+  def tokens_taken(%__MODULE__{gen: nil}), do: 0
+  def tokens_taken(%__MODULE__{gen: gen}), do: Sequence.size(gen.sequence)
+
   @doc "The caller's result, as `Qwen3.generate/3` gives it, and the cache to reuse."
   def result(%__MODULE__{gen: gen} = row) do
-    {tokens, meta} = Generate.result(gen)
+    {cache, result} = Map.pop(Generate.result(gen), :kv_cache)
     queue_ms = System.convert_time_unit(row.admitted_at - row.submitted_at, :native, :microsecond) / 1000
-    timing = meta.timing && Map.put(meta.timing, :queue_ms, queue_ms)
-
-    result =
-      meta
-      |> Map.drop([:kv_cache])
-      |> Map.merge(%{tokens: tokens, timing: timing})
-      |> Map.put_new(:text, nil)
-
-    {result, meta.kv_cache}
+    {%{result | timing: result.timing && Map.put(result.timing, :queue_ms, queue_ms)}, cache}
   end
 end

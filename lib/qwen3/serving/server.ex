@@ -7,7 +7,7 @@ defmodule Qwen3.Serving.Server do
 
   use GenServer
 
-  alias Qwen3.{Error, Generate, KVCache, Model}
+  alias Qwen3.{Error, KVCache, Model, Request}
   alias Qwen3.Serving.{Board, Row}
 
   @scope Qwen3.Serving
@@ -41,33 +41,9 @@ defmodule Qwen3.Serving.Server do
     }
   ]
 
-  def start_link(opts) do
-    opts =
-      Keyword.validate!(opts, [
-        :model,
-        :name,
-        batch_size: 8,
-        max_len: 1024,
-        max_queue: 64,
-        prefill_chunk: 256,
-        load: []
-      ])
-
-    for key <- [:batch_size, :max_len, :prefill_chunk],
-        do: Qwen3.Sampler.check!(opts, key, &(is_integer(&1) and &1 >= 1), "a positive integer")
-
-    Qwen3.Sampler.check!(opts, :max_queue, &(is_integer(&1) and &1 >= 0), "a non-negative integer")
-    Qwen3.Sampler.check!(opts, :name, &(is_nil(&1) or is_atom(&1)), "an atom")
-
-    Qwen3.Sampler.check!(
-      opts,
-      :model,
-      &(is_struct(&1, Model) or is_binary(&1)),
-      "a Qwen3.Model or a checkpoint path / repo id"
-    )
-
-    GenServer.start_link(__MODULE__, opts, if(opts[:name], do: [name: opts[:name]], else: []))
-  end
+  # `opts` are checked by `Qwen3.Serving.start_link/1`.
+  def start_link(opts),
+    do: GenServer.start_link(__MODULE__, opts, if(opts[:name], do: [name: opts[:name]], else: []))
 
   @impl true
   def init(opts) do
@@ -145,15 +121,13 @@ defmodule Qwen3.Serving.Server do
     end
   end
 
-  # The prompt as ids and the checked options; ArgumentError travels back to be raised.
+  # The prompt as a checked request; ArgumentError travels back to be raised.
   defp prepare(%{prompt: prompt, opts: opts} = request, state) do
+    check_request_options!(opts)
     {timeout, opts} = Keyword.pop(opts, :timeout, :infinity)
-    check_request_options!(opts, timeout)
-    {ids, gen_opts} = Qwen3.prepare!(state.model, prompt, opts)
 
-    with {:ok, ids} <- ids,
-         :ok <- Generate.check_ids(ids, state.model.info.vocab_size),
-         :ok <- fits(ids, state.max_len) do
+    with {:ok, req} <- Request.new(state.model, prompt, opts),
+         :ok <- fits(req.ids, state.max_len) do
       now = System.monotonic_time()
 
       {:ok,
@@ -162,8 +136,7 @@ defmodule Qwen3.Serving.Server do
          caller: request.caller,
          monitor: Process.monitor(request.caller),
          mode: request.mode,
-         ids: ids,
-         opts: gen_opts,
+         request: req,
          submitted_at: now,
          deadline:
            if(timeout != :infinity, do: now + System.convert_time_unit(timeout, :millisecond, :native))
@@ -173,14 +146,13 @@ defmodule Qwen3.Serving.Server do
     e in ArgumentError -> {:raise, Exception.message(e)}
   end
 
-  defp check_request_options!(opts, timeout) do
+  defp check_request_options!(opts) do
     case Enum.find(@not_per_request, &Keyword.has_key?(opts, &1)) do
       nil -> :ok
       key -> raise ArgumentError, "#{inspect(key)} cannot be set per request in Qwen3.Serving"
     end
 
-    unless timeout == :infinity or (is_integer(timeout) and timeout >= 0),
-      do: raise(ArgumentError, ":timeout must be :infinity or milliseconds, got #{inspect(timeout)}")
+    if Keyword.has_key?(opts, :timeout), do: Qwen3.Options.check!(:timeout, opts[:timeout], :timeout)
   end
 
   defp fits(ids, max_len) when length(ids) <= max_len, do: :ok
@@ -215,7 +187,7 @@ defmodule Qwen3.Serving.Server do
 
       e = %Error{
         kind: :timeout,
-        message: "request timed out after #{ms} ms (#{length((row.gen && row.gen.tokens) || [])} tokens)"
+        message: "request timed out after #{ms} ms (#{Row.tokens_taken(row)} tokens)"
       }
 
       state |> fail(row, e, :timed_out) |> release(row)
@@ -227,7 +199,7 @@ defmodule Qwen3.Serving.Server do
          {{:value, row}, queue} <- :queue.out(state.queue) do
       state = %{state | queue: queue}
 
-      case take_cache(state, row.ids) do
+      case take_cache(state, row.request.ids) do
         {:ok, cache, state} ->
           case Row.admit(row, cache) do
             {:ok, row} -> admit(%{state | rows: state.rows ++ [row]})
@@ -249,7 +221,7 @@ defmodule Qwen3.Serving.Server do
   end
 
   defp take_cache(state, ids) do
-    best = Enum.max_by(state.free, &Generate.common_prefix(&1.tokens || [], ids))
+    best = Enum.max_by(state.free, &KVCache.common_prefix(&1.tokens || [], ids))
     {:ok, best, %{state | free: List.delete(state.free, best)}}
   end
 
@@ -289,7 +261,7 @@ defmodule Qwen3.Serving.Server do
     if row.mode == :stream, do: send(row.caller, {row.ref, {:token, text, id}})
     state = state |> replace(row) |> count(:tokens_generated)
 
-    if gen.finish_reason do
+    if Row.finished?(row) do
       {result, cache} = Row.result(row)
       send(row.caller, {row.ref, {:done, result}})
       Process.demonitor(row.monitor, [:flush])

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mlx/cpp/fused_cpu.h"
+#include "ops_generated.h"
 #include "mlx/primitives.h"
 
 namespace mx = mlx::core;
@@ -119,38 +120,40 @@ size_t set_cache_limit(size_t limit) { return mx::set_cache_limit(limit); }
 size_t set_memory_limit(size_t limit) { return mx::set_memory_limit(limit); }
 void clear_cache() { mx::clear_cache(); }
 
-UArray unary(rust::Str op_name, const Array& a) {
-  std::string op(op_name);
-  if (op == "negative") return own(mx::negative(a, dev()));
-  if (op == "exp") return own(mx::exp(a, dev()));
-  if (op == "log") return own(mx::log(a, dev()));
-  if (op == "sqrt") return own(mx::sqrt(a, dev()));
-  if (op == "sigmoid") return own(mx::sigmoid(a, dev()));
-  if (op == "silu") return own(mx::multiply(a, mx::sigmoid(a, dev()), dev()));
-  if (op == "abs") return own(mx::abs(a, dev()));
-  if (op == "softmax") return own(mx::softmax(a, -1, true, dev()));
-  if (op == "logsumexp") return own(mx::logsumexp(a, -1, true, dev()));
-  if (op == "stop_gradient") return own(mx::stop_gradient(a, dev()));
-  throw std::invalid_argument("unknown unary op " + op);
+// The cases follow ops.txt; one it lists and a switch lacks fails the build (-Werror=switch).
+UArray unary(uint8_t code, const Array& a) {
+  switch (static_cast<UnaryOp>(code)) {
+    case UnaryOp::negative: return own(mx::negative(a, dev()));
+    case UnaryOp::exp: return own(mx::exp(a, dev()));
+    case UnaryOp::log: return own(mx::log(a, dev()));
+    case UnaryOp::sqrt: return own(mx::sqrt(a, dev()));
+    case UnaryOp::sigmoid: return own(mx::sigmoid(a, dev()));
+    case UnaryOp::silu: return own(mx::multiply(a, mx::sigmoid(a, dev()), dev()));
+    case UnaryOp::abs: return own(mx::abs(a, dev()));
+    case UnaryOp::softmax: return own(mx::softmax(a, -1, true, dev()));
+    case UnaryOp::stop_gradient: return own(mx::stop_gradient(a, dev()));
+  }
+  throw std::invalid_argument("unknown unary op code " + std::to_string(code));
 }
 
-UArray binary(rust::Str op_name, const Array& a, const Array& b) {
-  std::string op(op_name);
-  if (op == "add") return own(mx::add(a, b, dev()));
-  if (op == "subtract") return own(mx::subtract(a, b, dev()));
-  if (op == "multiply") return own(mx::multiply(a, b, dev()));
-  if (op == "divide") return own(mx::divide(a, b, dev()));
-  if (op == "maximum") return own(mx::maximum(a, b, dev()));
-  if (op == "minimum") return own(mx::minimum(a, b, dev()));
-  if (op == "power") return own(mx::power(a, b, dev()));
-  if (op == "greater") return own(mx::greater(a, b, dev()));
-  if (op == "greater_equal") return own(mx::greater_equal(a, b, dev()));
-  if (op == "less") return own(mx::less(a, b, dev()));
-  if (op == "less_equal") return own(mx::less_equal(a, b, dev()));
-  if (op == "equal") return own(mx::equal(a, b, dev()));
-  if (op == "logical_and") return own(mx::logical_and(a, b, dev()));
-  if (op == "logical_or") return own(mx::logical_or(a, b, dev()));
-  throw std::invalid_argument("unknown binary op " + op);
+UArray binary(uint8_t code, const Array& a, const Array& b) {
+  switch (static_cast<BinaryOp>(code)) {
+    case BinaryOp::add: return own(mx::add(a, b, dev()));
+    case BinaryOp::subtract: return own(mx::subtract(a, b, dev()));
+    case BinaryOp::multiply: return own(mx::multiply(a, b, dev()));
+    case BinaryOp::divide: return own(mx::divide(a, b, dev()));
+    case BinaryOp::maximum: return own(mx::maximum(a, b, dev()));
+    case BinaryOp::minimum: return own(mx::minimum(a, b, dev()));
+    case BinaryOp::power: return own(mx::power(a, b, dev()));
+    case BinaryOp::greater: return own(mx::greater(a, b, dev()));
+    case BinaryOp::greater_equal: return own(mx::greater_equal(a, b, dev()));
+    case BinaryOp::less: return own(mx::less(a, b, dev()));
+    case BinaryOp::less_equal: return own(mx::less_equal(a, b, dev()));
+    case BinaryOp::equal: return own(mx::equal(a, b, dev()));
+    case BinaryOp::logical_and: return own(mx::logical_and(a, b, dev()));
+    case BinaryOp::logical_or: return own(mx::logical_or(a, b, dev()));
+  }
+  throw std::invalid_argument("unknown binary op code " + std::to_string(code));
 }
 
 UArray where_(const Array& cond, const Array& a, const Array& b) { return own(mx::where(cond, a, b, dev())); }
@@ -186,16 +189,17 @@ UArray broadcast_to(const Array& a, rust::Slice<const int32_t> shape) {
 }
 UArray contiguous(const Array& a) { return own(mx::contiguous(a, false, dev())); }
 
-UArray reduce(rust::Str op_name, const Array& a, int32_t axis, bool keepdims) {
-  std::string op(op_name);
-  if (op == "sum") return own(mx::sum(a, axis, keepdims, dev()));
-  if (op == "max") return own(mx::max(a, axis, keepdims, dev()));
-  if (op == "min") return own(mx::min(a, axis, keepdims, dev()));
-  if (op == "mean") return own(mx::mean(a, axis, keepdims, dev()));
-  if (op == "argmax") return own(mx::argmax(a, axis, keepdims, dev()));
-  if (op == "argmin") return own(mx::argmin(a, axis, keepdims, dev()));
-  if (op == "logsumexp") return own(mx::logsumexp(a, axis, keepdims, dev()));
-  throw std::invalid_argument("unknown reduction " + op);
+UArray reduce(uint8_t code, const Array& a, int32_t axis, bool keepdims) {
+  switch (static_cast<ReduceOp>(code)) {
+    case ReduceOp::sum: return own(mx::sum(a, axis, keepdims, dev()));
+    case ReduceOp::max: return own(mx::max(a, axis, keepdims, dev()));
+    case ReduceOp::min: return own(mx::min(a, axis, keepdims, dev()));
+    case ReduceOp::mean: return own(mx::mean(a, axis, keepdims, dev()));
+    case ReduceOp::argmax: return own(mx::argmax(a, axis, keepdims, dev()));
+    case ReduceOp::argmin: return own(mx::argmin(a, axis, keepdims, dev()));
+    case ReduceOp::logsumexp: return own(mx::logsumexp(a, axis, keepdims, dev()));
+  }
+  throw std::invalid_argument("unknown reduction code " + std::to_string(code));
 }
 
 UArray sort(const Array& a, int32_t axis) { return own(mx::sort(a, axis, dev())); }

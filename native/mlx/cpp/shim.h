@@ -49,9 +49,9 @@ size_t set_cache_limit(size_t limit);
 size_t set_memory_limit(size_t limit);
 void clear_cache();
 
-// Element-wise, by name: one entry point per arity keeps the bridge small.
-UArray unary(rust::Str op, const Array& a);
-UArray binary(rust::Str op, const Array& a, const Array& b);
+// Element-wise, by the codes of ops.txt: one entry point per arity keeps the bridge small.
+UArray unary(uint8_t op, const Array& a);
+UArray binary(uint8_t op, const Array& a, const Array& b);
 UArray where_(const Array& cond, const Array& a, const Array& b);
 
 // Shape and indexing.
@@ -70,7 +70,7 @@ UArray broadcast_to(const Array& a, rust::Slice<const int32_t> shape);
 UArray contiguous(const Array& a);
 
 // Reductions, sorting, linear algebra.
-UArray reduce(rust::Str op, const Array& a, int32_t axis, bool keepdims);
+UArray reduce(uint8_t op, const Array& a, int32_t axis, bool keepdims);
 UArray sort(const Array& a, int32_t axis);
 UArray argsort(const Array& a, int32_t axis);
 UArray argpartition(const Array& a, int32_t kth, int32_t axis);

@@ -38,8 +38,8 @@ pub(crate) mod bridge {
         fn set_memory_limit(limit: usize) -> usize;
         fn clear_cache();
 
-        fn unary(op: &str, a: &Array) -> Result<UniquePtr<Array>>;
-        fn binary(op: &str, a: &Array, b: &Array) -> Result<UniquePtr<Array>>;
+        fn unary(op: u8, a: &Array) -> Result<UniquePtr<Array>>;
+        fn binary(op: u8, a: &Array, b: &Array) -> Result<UniquePtr<Array>>;
         fn where_(cond: &Array, a: &Array, b: &Array) -> Result<UniquePtr<Array>>;
 
         fn reshape(a: &Array, shape: &[i32]) -> Result<UniquePtr<Array>>;
@@ -56,7 +56,7 @@ pub(crate) mod bridge {
         fn broadcast_to(a: &Array, shape: &[i32]) -> Result<UniquePtr<Array>>;
         fn contiguous(a: &Array) -> Result<UniquePtr<Array>>;
 
-        fn reduce(op: &str, a: &Array, axis: i32, keepdims: bool) -> Result<UniquePtr<Array>>;
+        fn reduce(op: u8, a: &Array, axis: i32, keepdims: bool) -> Result<UniquePtr<Array>>;
         fn sort(a: &Array, axis: i32) -> Result<UniquePtr<Array>>;
         fn argsort(a: &Array, axis: i32) -> Result<UniquePtr<Array>>;
         fn argpartition(a: &Array, kth: i32, axis: i32) -> Result<UniquePtr<Array>>;

@@ -6,131 +6,16 @@ use crate::error::Result;
 use crate::ffi::bridge;
 use crate::invalid;
 
-/// Element-wise operations of one argument.
-#[derive(Debug, Clone, Copy)]
-pub enum Unary {
-    Negative,
-    Exp,
-    Log,
-    Sqrt,
-    Sigmoid,
-    Silu,
-    Abs,
-    /// Along the last axis, computed in float32 precision.
-    Softmax,
-    StopGradient,
-}
-
-impl Unary {
-    fn name(self) -> &'static str {
-        match self {
-            Unary::Negative => "negative",
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sqrt => "sqrt",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Silu => "silu",
-            Unary::Abs => "abs",
-            Unary::Softmax => "softmax",
-            Unary::StopGradient => "stop_gradient",
-        }
-    }
-}
-
-/// Element-wise operations of two (broadcast) arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binary {
-    Add,
-    Subtract,
-    Multiply,
-    Divide,
-    Maximum,
-    Minimum,
-    Power,
-    Greater,
-    GreaterEqual,
-    Less,
-    LessEqual,
-    Equal,
-    LogicalAnd,
-    LogicalOr,
-}
-
-impl Binary {
-    pub const ALL: [Binary; 14] = [
-        Binary::Add,
-        Binary::Subtract,
-        Binary::Multiply,
-        Binary::Divide,
-        Binary::Maximum,
-        Binary::Minimum,
-        Binary::Power,
-        Binary::Greater,
-        Binary::GreaterEqual,
-        Binary::Less,
-        Binary::LessEqual,
-        Binary::Equal,
-        Binary::LogicalAnd,
-        Binary::LogicalOr,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Binary::Add => "add",
-            Binary::Subtract => "subtract",
-            Binary::Multiply => "multiply",
-            Binary::Divide => "divide",
-            Binary::Maximum => "maximum",
-            Binary::Minimum => "minimum",
-            Binary::Power => "power",
-            Binary::Greater => "greater",
-            Binary::GreaterEqual => "greater_equal",
-            Binary::Less => "less",
-            Binary::LessEqual => "less_equal",
-            Binary::Equal => "equal",
-            Binary::LogicalAnd => "logical_and",
-            Binary::LogicalOr => "logical_or",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Binary> {
-        Self::ALL.into_iter().find(|op| op.name() == name)
-    }
-}
-
-/// Reductions over one axis.
-#[derive(Debug, Clone, Copy)]
-pub enum Reduce {
-    Sum,
-    Max,
-    Min,
-    Mean,
-    Argmax,
-    Argmin,
-    LogSumExp,
-}
-
-impl Reduce {
-    fn name(self) -> &'static str {
-        match self {
-            Reduce::Sum => "sum",
-            Reduce::Max => "max",
-            Reduce::Min => "min",
-            Reduce::Mean => "mean",
-            Reduce::Argmax => "argmax",
-            Reduce::Argmin => "argmin",
-            Reduce::LogSumExp => "logsumexp",
-        }
-    }
-}
+// `Unary`, `Binary` and `Reduce`, generated from ops.txt by build.rs.
+include!(concat!(env!("OUT_DIR"), "/ops_generated.rs"));
 
 impl Array {
     pub fn unary(&self, op: Unary) -> Result<Array> {
-        wrap(bridge::unary(op.name(), &self.raw))
+        wrap(bridge::unary(op.code(), &self.raw))
     }
 
     pub fn binary(&self, op: Binary, other: &Array) -> Result<Array> {
-        wrap(bridge::binary(op.name(), &self.raw, &other.raw))
+        wrap(bridge::binary(op.code(), &self.raw, &other.raw))
     }
 
     pub fn add(&self, other: &Array) -> Result<Array> {
@@ -169,7 +54,7 @@ impl Array {
     }
 
     pub fn reduce(&self, op: Reduce, axis: i32, keepdims: bool) -> Result<Array> {
-        wrap(bridge::reduce(op.name(), &self.raw, axis, keepdims))
+        wrap(bridge::reduce(op.code(), &self.raw, axis, keepdims))
     }
 
     pub fn reshape(&self, shape: &[i32]) -> Result<Array> {

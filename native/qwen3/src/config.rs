@@ -201,7 +201,9 @@ fn parse_quant(group_size: Option<&Value>, bits: Option<&Value>, at: &str) -> Re
     Ok(QuantParams { group_size, bits })
 }
 
-/// Defaults from `generation_config.json` (all optional).
+/// `generation_config.json` (all optional): the EOS ids, and the sampling settings a call
+/// that leaves them unset gets (see `SamplerSpec::resolve`). `do_sample` is not read: the
+/// sampler is the caller's choice, greedy unless asked otherwise, as in mlx-lm.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GenerationConfig {
     #[serde(default)]
@@ -210,8 +212,13 @@ pub struct GenerationConfig {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub top_p: Option<f32>,
+    /// 0 (or less) turns it off, as in transformers.
     #[serde(default)]
     pub top_k: Option<i32>,
+    #[serde(default)]
+    pub min_p: Option<f32>,
+    #[serde(default)]
+    pub repetition_penalty: Option<f32>,
 }
 
 impl GenerationConfig {

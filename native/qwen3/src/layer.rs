@@ -9,26 +9,76 @@ use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
 use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, swiglu, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
-pub struct Attention {
-    pub q_proj: Matrix,
-    pub k_proj: Matrix,
-    pub v_proj: Matrix,
-    pub o_proj: Matrix,
-    pub q_norm: Array,
-    pub k_norm: Array,
+/// The tensors of one decoder layer, each field named as its safetensors key after
+/// `model.layers.{i}.` (a matrix's key without `.weight`): `M` for the seven matrices, `V`
+/// for the four norm vectors. The loader fills it twice, field by field: first with what it
+/// expects (names and shapes), then with what it loaded. Nothing is matched by position.
+pub struct LayerWeights<M, V> {
+    pub input_layernorm: V,
+    pub q_proj: M,
+    pub k_proj: M,
+    pub v_proj: M,
+    pub o_proj: M,
+    pub q_norm: V,
+    pub k_norm: V,
+    pub post_attention_layernorm: V,
+    pub gate_proj: M,
+    pub up_proj: M,
+    pub down_proj: M,
 }
 
-pub struct Mlp {
-    pub gate_proj: Matrix,
-    pub up_proj: Matrix,
-    pub down_proj: Matrix,
-}
+/// A loaded decoder layer.
+pub type Layer = LayerWeights<Matrix, Array>;
 
-pub struct Layer {
-    pub input_layernorm: Array,
-    pub self_attn: Attention,
-    pub post_attention_layernorm: Array,
-    pub mlp: Mlp,
+/// What the checkpoint must hold for a layer: each matrix's path, rows and columns, and
+/// each vector's name and length.
+type Expected = LayerWeights<(String, i32, i32), (String, i32)>;
+
+/// A layer's tensors checked against the checkpoint: specs, and the vectors' names.
+pub type LayerSpec = LayerWeights<MatrixSpec, String>;
+
+impl<M, V> LayerWeights<M, V> {
+    /// Each matrix through `m` and each vector through `v`, every field into itself.
+    pub fn try_map<M2, V2>(
+        self,
+        mut m: impl FnMut(M) -> Result<M2>,
+        mut v: impl FnMut(V) -> Result<V2>,
+    ) -> Result<LayerWeights<M2, V2>> {
+        Ok(LayerWeights {
+            input_layernorm: v(self.input_layernorm)?,
+            q_proj: m(self.q_proj)?,
+            k_proj: m(self.k_proj)?,
+            v_proj: m(self.v_proj)?,
+            o_proj: m(self.o_proj)?,
+            q_norm: v(self.q_norm)?,
+            k_norm: v(self.k_norm)?,
+            post_attention_layernorm: v(self.post_attention_layernorm)?,
+            gate_proj: m(self.gate_proj)?,
+            up_proj: m(self.up_proj)?,
+            down_proj: m(self.down_proj)?,
+        })
+    }
+
+    pub fn matrices(&self) -> [&M; 7] {
+        [
+            &self.q_proj,
+            &self.k_proj,
+            &self.v_proj,
+            &self.o_proj,
+            &self.gate_proj,
+            &self.up_proj,
+            &self.down_proj,
+        ]
+    }
+
+    pub fn vectors(&self) -> [&V; 4] {
+        [
+            &self.input_layernorm,
+            &self.q_norm,
+            &self.k_norm,
+            &self.post_attention_layernorm,
+        ]
+    }
 }
 
 /// Sizes the layer needs at run time, copied from the config.
@@ -55,41 +105,67 @@ impl Dims {
     }
 }
 
-/// The matrices and norm vectors of layer `i`, checked against the config.
-/// Norm weight vectors of a layer: (tensor name, length).
-pub type VectorSpecs = Vec<(String, i32)>;
+impl LayerSpec {
+    /// Checks every tensor of layer `i` (names, shapes, dtypes, quantization), loading none.
+    pub fn check(ckpt: &Checkpoint, i: usize) -> Result<LayerSpec> {
+        expected(&ckpt.config, i).try_map(
+            |(path, rows, cols)| MatrixSpec::check(ckpt, &path, rows, cols),
+            |(name, len)| check_vector(ckpt, &name, len).map(|()| name),
+        )
+    }
 
-pub fn layer_specs(ckpt: &Checkpoint, i: usize) -> Result<(Vec<MatrixSpec>, VectorSpecs)> {
-    let c = &ckpt.config;
-    let p = format!("model.layers.{i}");
+    /// Every tensor name the layer reads.
+    pub fn tensor_names(&self) -> Vec<String> {
+        let matrices = self.matrices().into_iter().flat_map(MatrixSpec::tensor_names);
+        matrices.chain(self.vectors().into_iter().cloned()).collect()
+    }
+
+    /// Loads the checked tensors; `on_loaded` hears the names of each part as it arrives.
+    pub fn load(
+        self,
+        ckpt: &Checkpoint,
+        dtype: Dtype,
+        quantized_as: QuantizedAs,
+        mut on_loaded: impl FnMut(&[String]),
+    ) -> Result<Layer> {
+        // Both closures report progress; they take turns, so they share it through a cell.
+        let on_loaded = std::cell::RefCell::new(&mut on_loaded);
+        self.try_map(
+            |spec| {
+                let matrix = spec.load(ckpt, dtype, quantized_as)?;
+                (on_loaded.borrow_mut())(&spec.tensor_names());
+                Ok(matrix)
+            },
+            |name| {
+                let vector = load_vector(ckpt, &name, dtype)?;
+                (on_loaded.borrow_mut())(std::slice::from_ref(&name));
+                Ok(vector)
+            },
+        )
+    }
+}
+
+fn expected(c: &Config, i: usize) -> Expected {
     let (h, q, kv, ff) = (
         c.hidden_size,
         c.num_attention_heads * c.head_dim,
         c.num_key_value_heads * c.head_dim,
         c.intermediate_size,
     );
-    let matrices = [
-        ("self_attn.q_proj", q, h),
-        ("self_attn.k_proj", kv, h),
-        ("self_attn.v_proj", kv, h),
-        ("self_attn.o_proj", h, q),
-        ("mlp.gate_proj", ff, h),
-        ("mlp.up_proj", ff, h),
-        ("mlp.down_proj", h, ff),
-    ]
-    .iter()
-    .map(|(name, rows, cols)| MatrixSpec::check(ckpt, &format!("{p}.{name}"), *rows, *cols))
-    .collect::<Result<Vec<_>>>()?;
-    let norms = vec![
-        (format!("{p}.input_layernorm.weight"), h),
-        (format!("{p}.post_attention_layernorm.weight"), h),
-        (format!("{p}.self_attn.q_norm.weight"), c.head_dim),
-        (format!("{p}.self_attn.k_norm.weight"), c.head_dim),
-    ];
-    for (name, len) in &norms {
-        check_vector(ckpt, name, *len)?;
+    let key = |name: &str| format!("model.layers.{i}.{name}");
+    LayerWeights {
+        input_layernorm: (key("input_layernorm.weight"), h),
+        q_proj: (key("self_attn.q_proj"), q, h),
+        k_proj: (key("self_attn.k_proj"), kv, h),
+        v_proj: (key("self_attn.v_proj"), kv, h),
+        o_proj: (key("self_attn.o_proj"), h, q),
+        q_norm: (key("self_attn.q_norm.weight"), c.head_dim),
+        k_norm: (key("self_attn.k_norm.weight"), c.head_dim),
+        post_attention_layernorm: (key("post_attention_layernorm.weight"), h),
+        gate_proj: (key("mlp.gate_proj"), ff, h),
+        up_proj: (key("mlp.up_proj"), ff, h),
+        down_proj: (key("mlp.down_proj"), h, ff),
     }
-    Ok((matrices, norms))
 }
 
 pub fn check_vector(ckpt: &Checkpoint, name: &str, len: i32) -> Result<()> {
@@ -114,60 +190,9 @@ pub fn load_vector(ckpt: &Checkpoint, name: &str, dtype: Dtype) -> Result<Array>
 }
 
 impl Layer {
-    pub fn load(
-        ckpt: &Checkpoint,
-        i: usize,
-        dtype: Dtype,
-        quantized_as: QuantizedAs,
-        mut on_loaded: impl FnMut(&[String]),
-    ) -> Result<Layer> {
-        let (specs, norms) = layer_specs(ckpt, i)?;
-        let mut m = specs
-            .iter()
-            .map(|s| {
-                let matrix = s.load(ckpt, dtype, quantized_as)?;
-                on_loaded(&s.tensor_names());
-                Ok(matrix)
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        let mut v = norms
-            .iter()
-            .map(|(name, _)| {
-                let vector = load_vector(ckpt, name, dtype)?;
-                on_loaded(std::slice::from_ref(name));
-                Ok(vector)
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        let mut next_m = || m.next().expect("seven matrices");
-        let mut next_v = || v.next().expect("four vectors");
-        let (q_proj, k_proj, v_proj, o_proj) = (next_m(), next_m(), next_m(), next_m());
-        let (gate_proj, up_proj, down_proj) = (next_m(), next_m(), next_m());
-        let (input_layernorm, post_attention_layernorm, q_norm, k_norm) =
-            (next_v(), next_v(), next_v(), next_v());
-        Ok(Layer {
-            input_layernorm,
-            self_attn: Attention {
-                q_proj,
-                k_proj,
-                v_proj,
-                o_proj,
-                q_norm,
-                k_norm,
-            },
-            post_attention_layernorm,
-            mlp: Mlp {
-                gate_proj,
-                up_proj,
-                down_proj,
-            },
-        })
-    }
-
     /// `x`: `[B, L, hidden]` → `[B, L, hidden]`, appending this layer's keys/values to `cache`.
     pub fn forward(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
-        self.around_attention(x, d, |normed| self.self_attn.forward(normed, index, cache, d))
+        self.around_attention(x, d, |normed| self.attention(normed, index, cache, d))
     }
 
     /// Like [`Layer::forward`] for rows that each have their own one-row cache.
@@ -178,9 +203,7 @@ impl Layer {
         caches: &mut [&mut KvCache],
         d: &Dims,
     ) -> Result<Array> {
-        self.around_attention(x, d, |normed| {
-            self.self_attn.forward_rows(normed, index, caches, d)
-        })
+        self.around_attention(x, d, |normed| self.attention_rows(normed, index, caches, d))
     }
 
     /// Norms, residuals and the MLP around an attention block.
@@ -193,12 +216,13 @@ impl Layer {
         let normed = rms_norm(x, &self.input_layernorm, d.eps)?;
         let h = x.add(&attend(&normed)?)?;
         let normed = rms_norm(&h, &self.post_attention_layernorm, d.eps)?;
-        Ok(h.add(&self.mlp.forward(&normed)?)?)
+        Ok(h.add(&self.mlp(&normed)?)?)
     }
 }
 
-impl Mlp {
-    pub fn forward(&self, x: &Array) -> Result<Array> {
+impl Layer {
+    /// The SwiGLU MLP on an already normed `x`.
+    pub fn mlp(&self, x: &Array) -> Result<Array> {
         let hidden = swiglu(&self.gate_proj.linear(x)?, &self.up_proj.linear(x)?)?;
         self.down_proj.linear(&hidden)
     }
@@ -224,10 +248,10 @@ fn check_hidden(x: &Array, batch: i32, d: &Dims) -> Result<(i32, i32)> {
     Ok((shape[0], shape[1]))
 }
 
-impl Attention {
+impl Layer {
     /// Self-attention over the normed input `x` (`[B, L, hidden]`), using and extending the
     /// cache of layer `index`. Returns the output projection (no residual).
-    pub fn forward(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
+    pub fn attention(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
         let (b, l) = check_input(x, index, cache, d)?;
         let offset = cache.layer_offset(index);
         let (q, k, v) = self.project(x, b, l, d)?;
@@ -264,7 +288,7 @@ impl Attention {
     /// Self-attention for `B` independent rows (`x`: `[B, L, hidden]`), row `i` using and
     /// extending its own one-row cache `caches[i]`, at its own offset. The projections run
     /// batched; RoPE and SDPA run per row, exactly as a one-row call would.
-    pub fn forward_rows(
+    pub fn attention_rows(
         &self,
         x: &Array,
         index: usize,

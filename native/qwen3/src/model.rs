@@ -5,7 +5,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Config, GenerationConfig};
 use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
-use crate::layer::{check_vector, layer_specs, load_vector, Dims, Layer};
+use crate::layer::{check_vector, load_vector, Dims, Layer, LayerSpec};
 use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
 use mlx::fast::rms_norm;
 use mlx::{Array, Device, Dtype};
@@ -61,14 +61,13 @@ impl Model {
             false => Some(MatrixSpec::check(&ckpt, "lm_head", c.vocab_size, c.hidden_size)?),
         };
         check_vector(&ckpt, "model.norm.weight", c.hidden_size)?;
+        let layer_specs = (0..layers)
+            .map(|i| LayerSpec::check(&ckpt, i))
+            .collect::<Result<Vec<_>>>()?;
         let mut expected: HashSet<String> = embed.tensor_names().into_iter().collect();
         expected.extend(lm_head.iter().flat_map(MatrixSpec::tensor_names));
         expected.insert("model.norm.weight".into());
-        for i in 0..layers {
-            let (matrices, norms) = layer_specs(&ckpt, i)?;
-            expected.extend(matrices.iter().flat_map(MatrixSpec::tensor_names));
-            expected.extend(norms.into_iter().map(|(n, _)| n));
-        }
+        expected.extend(layer_specs.iter().flat_map(LayerSpec::tensor_names));
         reject_unknown_tensors(&ckpt, &expected)?;
 
         // 2. Decide how to compute.
@@ -116,8 +115,9 @@ impl Model {
         };
         let embed_tokens = embed.load(&ckpt, dtype, quantized_as)?;
         on_loaded(&embed.tensor_names());
-        let layers = (0..layers)
-            .map(|i| Layer::load(&ckpt, i, dtype, quantized_as, &mut on_loaded))
+        let layers = layer_specs
+            .into_iter()
+            .map(|spec| spec.load(&ckpt, dtype, quantized_as, &mut on_loaded))
             .collect::<Result<Vec<_>>>()?;
         let norm = load_vector(&ckpt, "model.norm.weight", dtype)?;
         on_loaded(&["model.norm.weight".to_string()]);
@@ -170,33 +170,18 @@ impl Model {
         self.embed_tokens.rows(&ids)
     }
 
-    /// Rejects ids outside `0..vocab_size` (reads the ids: call on user input only; a lazily
-    /// sampled token is always in range).
-    pub fn check_ids(&self, ids: &[i64]) -> Result<()> {
-        let vocab = self.config.vocab_size as i64;
-        if let Some(bad) = ids.iter().find(|&&t| t < 0 || t >= vocab) {
-            bail!(
-                InvalidArgument,
-                "token id {bad} is outside the vocabulary (0..{vocab})"
-            );
-        }
-        Ok(())
-    }
-
     pub fn layer(&self, index: usize, h: &Array, cache: &mut KvCache) -> Result<Array> {
         self.layer_ref(index)?.forward(h, index, cache, &self.dims)
     }
 
     /// The attention of layer `index` alone (normed input, extends the cache, no residual).
     pub fn attention(&self, index: usize, x: &Array, cache: &mut KvCache) -> Result<Array> {
-        self.layer_ref(index)?
-            .self_attn
-            .forward(x, index, cache, &self.dims)
+        self.layer_ref(index)?.attention(x, index, cache, &self.dims)
     }
 
     /// The MLP of layer `index` alone, on an already normed input.
     pub fn mlp(&self, index: usize, x: &Array) -> Result<Array> {
-        self.layer_ref(index)?.mlp.forward(x)
+        self.layer_ref(index)?.mlp(x)
     }
 
     fn layer_ref(&self, index: usize) -> Result<&Layer> {
@@ -269,21 +254,8 @@ impl Model {
         let layers: usize = self
             .layers
             .iter()
-            .map(|l| {
-                let a = &l.self_attn;
-                [
-                    &a.q_proj,
-                    &a.k_proj,
-                    &a.v_proj,
-                    &a.o_proj,
-                    &l.mlp.gate_proj,
-                    &l.mlp.up_proj,
-                    &l.mlp.down_proj,
-                ]
-                .iter()
-                .map(|m| m.nbytes())
-                .sum::<usize>()
-            })
+            .flat_map(|l| l.matrices())
+            .map(Matrix::nbytes)
             .sum();
         self.embed_tokens.nbytes() + layers + norms + self.lm_head.as_ref().map_or(0, Matrix::nbytes)
     }

@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 use mlx::{Array, Device, Dtype, Worker};
+use qwen3::linear::Matrix;
 use qwen3::{KvCache, LoadOptions, Model};
-use std::path::PathBuf;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// Built by `scripts/setup_fixtures.sh` (run by `make test`); the path comes in `QWEN3_FIXTURES`.
 pub fn fixtures() -> PathBuf {
@@ -49,7 +52,60 @@ pub fn greedy(model: &Model, prompt: &[u32], steps: usize) -> qwen3::Result<Vec<
     Ok(out)
 }
 
+/// A dense float32 matrix's values, row-major.
+pub fn weights(m: &Matrix) -> Vec<f32> {
+    match m {
+        Matrix::Dense(w) => w.to_vec::<f32>().unwrap(),
+        Matrix::Quantized { .. } => panic!("reference weights must be dense"),
+    }
+}
+
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The first `*.safetensors` file of a checkpoint directory.
+pub fn first_weights_file(dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    files.remove(0)
+}
+
+/// A safetensors file's JSON header, and the data after it.
+pub fn read_header(path: &Path) -> (BTreeMap<String, Value>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap(),
+        bytes[8 + n..].to_vec(),
+    )
+}
+
+pub fn write_header(path: &Path, header: &BTreeMap<String, Value>, data: &[u8]) {
+    let text = serde_json::to_vec(header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(data);
+    std::fs::write(path, out).unwrap();
+}
+
+pub fn tensor_names(header: &BTreeMap<String, Value>) -> Vec<String> {
+    header.keys().filter(|k| *k != "__metadata__").cloned().collect()
+}
+
+/// Copies a checkpoint directory's files into a fresh `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
 }

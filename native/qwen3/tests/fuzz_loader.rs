@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fixtures, ids, on_cpu};
+use common::{copy_dir, first_weights_file, fixtures, ids, on_cpu, read_header, tensor_names, write_header};
 use mlx::Device;
 use qwen3::{LoadOptions, Model};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -150,48 +150,6 @@ fn mutate(rng: &mut Rng, dir: &Path) -> &'static str {
             }
             std::fs::write(&path, bytes).unwrap();
             "config bytes"
-        }
-    }
-}
-
-fn first_weights_file(dir: &Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    files.remove(0)
-}
-
-fn read_header(path: &Path) -> (BTreeMap<String, Value>, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    (
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap(),
-        bytes[8 + n..].to_vec(),
-    )
-}
-
-fn write_header(path: &Path, header: &BTreeMap<String, Value>, data: &[u8]) {
-    let text = serde_json::to_vec(header).unwrap();
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&text);
-    out.extend_from_slice(data);
-    std::fs::write(path, out).unwrap();
-}
-
-fn tensor_names(header: &BTreeMap<String, Value>) -> Vec<String> {
-    header.keys().filter(|k| *k != "__metadata__").cloned().collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
         }
     }
 }

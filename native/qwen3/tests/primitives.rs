@@ -5,17 +5,9 @@
 mod common;
 use common::*;
 use mlx::Array;
-use qwen3::linear::Matrix;
 use qwen3::Model;
 
 const TOL: f32 = 1e-4;
-
-fn weights(m: &Matrix) -> Vec<f32> {
-    match m {
-        Matrix::Dense(w) => w.to_vec::<f32>().unwrap(),
-        Matrix::Quantized { .. } => panic!("reference weights must be dense"),
-    }
-}
 
 /// `y = W x` for W `[rows, cols]` row-major.
 fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
@@ -72,20 +64,19 @@ struct Reference {
 impl Reference {
     fn new(model: &Model, batch: usize) -> Reference {
         let l = &model.layers[0];
-        let a = &l.self_attn;
         let c = &model.config;
         Reference {
-            q: weights(&a.q_proj),
-            k: weights(&a.k_proj),
-            v: weights(&a.v_proj),
-            o: weights(&a.o_proj),
-            q_norm: a.q_norm.to_vec().unwrap(),
-            k_norm: a.k_norm.to_vec().unwrap(),
+            q: weights(&l.q_proj),
+            k: weights(&l.k_proj),
+            v: weights(&l.v_proj),
+            o: weights(&l.o_proj),
+            q_norm: l.q_norm.to_vec().unwrap(),
+            k_norm: l.k_norm.to_vec().unwrap(),
             in_norm: l.input_layernorm.to_vec().unwrap(),
             post_norm: l.post_attention_layernorm.to_vec().unwrap(),
-            gate: weights(&l.mlp.gate_proj),
-            up: weights(&l.mlp.up_proj),
-            down: weights(&l.mlp.down_proj),
+            gate: weights(&l.gate_proj),
+            up: weights(&l.up_proj),
+            down: weights(&l.down_proj),
             heads: c.num_attention_heads as usize,
             kv_heads: c.num_key_value_heads as usize,
             head_dim: c.head_dim as usize,

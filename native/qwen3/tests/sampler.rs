@@ -220,3 +220,69 @@ fn invalid_specs_are_rejected() {
         assert_eq!(err.kind(), "invalid_argument");
     }
 }
+
+#[test]
+fn a_spec_takes_the_call_then_generation_config_then_the_defaults() {
+    use qwen3::sampler::{SamplerKind, SamplerOptions};
+    use qwen3::GenerationConfig;
+    let qwen = GenerationConfig {
+        temperature: Some(0.6),
+        top_p: Some(0.95),
+        top_k: Some(20),
+        ..GenerationConfig::default()
+    };
+    let sample = SamplerOptions {
+        sampler: Some(SamplerKind::Sample),
+        ..SamplerOptions::default()
+    };
+    let resolve = |asked: &SamplerOptions, gen: &GenerationConfig| SamplerSpec::resolve(asked, gen).unwrap();
+
+    // Unset: the checkpoint's generation config.
+    let from_config = resolve(&sample, &qwen);
+    assert_eq!(
+        (from_config.temperature, from_config.top_p, from_config.top_k),
+        (0.6, 0.95, 20)
+    );
+    // Set in the call: the call wins, setting by setting; 0 turns top-k off.
+    let asked = SamplerOptions {
+        temperature: Some(1.2),
+        top_k: Some(0),
+        ..sample.clone()
+    };
+    let from_call = resolve(&asked, &qwen);
+    assert_eq!(
+        (from_call.temperature, from_call.top_p, from_call.top_k),
+        (1.2, 0.95, 0)
+    );
+    // Neither: temperature 1 and every filter off.
+    let defaults = resolve(&sample, &GenerationConfig::default());
+    assert_eq!(
+        (
+            defaults.temperature,
+            defaults.top_p,
+            defaults.top_k,
+            defaults.min_p
+        ),
+        (1.0, 1.0, 0, 0.0)
+    );
+    assert_eq!(defaults.repetition_penalty, 1.0);
+    // Greedy unless asked otherwise, whatever the config says; the host sampler by name.
+    assert!(resolve(&SamplerOptions::default(), &qwen).is_greedy());
+    let host = SamplerOptions {
+        sampler: Some(SamplerKind::SampleHost),
+        ..SamplerOptions::default()
+    };
+    assert_eq!(resolve(&host, &qwen).placement, Placement::Host);
+    assert_eq!(resolve(&host, &qwen).kind(), SamplerKind::SampleHost);
+    // A bad value from either source is refused at resolution.
+    let hot = SamplerOptions {
+        temperature: Some(-1.0),
+        ..sample.clone()
+    };
+    assert!(SamplerSpec::resolve(&hot, &qwen).is_err());
+    let broken = GenerationConfig {
+        top_p: Some(1.5),
+        ..GenerationConfig::default()
+    };
+    assert!(SamplerSpec::resolve(&sample, &broken).is_err());
+}

@@ -1,8 +1,10 @@
 //! Arrays as BEAM resources, and the NIFs that make, read and combine them.
 
+use crate::args::{parse_dtype, worker_for};
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
-use mlx::{Array, Binary as BinaryOp, Device, Dtype, Pinned, Reduce, Unary, Worker};
+use crate::reply::{IntoReply, Reply};
+use mlx::{Array, Binary as BinaryOp, Dtype, Pinned, Reduce, Unary, Worker};
 use rustler::{Atom, Binary, Env, OwnedBinary, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
@@ -37,19 +39,11 @@ impl ArrayRef {
     }
 }
 
-pub fn parse_device(device: Atom, env: Env) -> NifResult<Device> {
-    let name = device.to_term(env).atom_to_string().unwrap_or_default();
-    Device::from_name(&name)
-        .ok_or_else(|| NifError::invalid(format!("unknown device :{name} (use :cpu or :gpu)")))
-}
-
-pub fn worker_for(device: Atom, env: Env) -> NifResult<Arc<Worker>> {
-    Ok(Worker::for_device(parse_device(device, env)?)?)
-}
-
-pub fn parse_dtype(dtype: Atom, env: Env) -> NifResult<Dtype> {
-    let name = dtype.to_term(env).atom_to_string().unwrap_or_default();
-    Dtype::from_name(&name).ok_or_else(|| NifError::invalid(format!("unknown dtype :{name}")))
+/// A job's array becomes a resource on the worker that made it.
+impl IntoReply for Array {
+    fn into_reply(self, worker: &Arc<Worker>) -> NifResult<Reply> {
+        Ok(Reply::term(ArrayRef::new(self, worker)?))
+    }
 }
 
 /// All arrays of one call must live on the same device's worker.
@@ -67,7 +61,7 @@ pub fn same_worker(arrays: &[&ArrayRef]) -> NifResult<Arc<Worker>> {
 /// Runs `job` on the worker of `arrays`, or replies with the error at once.
 pub fn on_arrays<'a, T, F>(env: Env<'a>, arrays: &[&ArrayRef], job: F) -> Term<'a>
 where
-    T: crate::reply::IntoReply,
+    T: IntoReply,
     F: FnOnce() -> NifResult<T> + Send + 'static,
 {
     match same_worker(arrays) {
@@ -93,7 +87,7 @@ fn array_from_binary<'a>(env: Env<'a>, data: Binary, shape: Vec<i32>, dtype: Ato
 /// Runs `f` over a list of arrays (all on one device) on their worker.
 fn on_many<'a, T, F>(env: Env<'a>, arrays: Vec<ResourceArc<ArrayRef>>, f: F) -> Term<'a>
 where
-    T: crate::reply::IntoReply,
+    T: IntoReply,
     F: FnOnce(&[&Array]) -> NifResult<T> + Send + 'static,
 {
     let refs: Vec<&ArrayRef> = arrays.iter().map(|a| &**a).collect();
@@ -107,7 +101,7 @@ where
 /// Runs `f` over one array on its worker.
 pub fn on_one<'a, T, F>(env: Env<'a>, a: ResourceArc<ArrayRef>, f: F) -> Term<'a>
 where
-    T: crate::reply::IntoReply,
+    T: IntoReply,
     F: FnOnce(&Array) -> NifResult<T> + Send + 'static,
 {
     let arrays = [&*a];
@@ -118,7 +112,7 @@ where
 /// Runs `f` over two arrays of the same device on their worker.
 fn on_two<'a, T, F>(env: Env<'a>, a: ResourceArc<ArrayRef>, b: ResourceArc<ArrayRef>, f: F) -> Term<'a>
 where
-    T: crate::reply::IntoReply,
+    T: IntoReply,
     F: FnOnce(&Array, &Array) -> NifResult<T> + Send + 'static,
 {
     let arrays = [&*a, &*b];

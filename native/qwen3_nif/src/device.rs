@@ -1,6 +1,6 @@
 //! Device availability and MLX memory: statistics, cache limits, the baseline probe.
 
-use crate::array::worker_for;
+use crate::args::{parse_device, worker_for};
 use crate::dispatch::{dispatch, immediate_error};
 use crate::reply::Reply;
 use mlx::{memory, Device};
@@ -10,7 +10,7 @@ rustler::atoms! { active, peak, cache }
 
 #[rustler::nif]
 fn device_available(env: Env, device: Atom) -> bool {
-    crate::array::parse_device(device, env).is_ok_and(Device::is_available)
+    parse_device(device, env).is_ok_and(Device::is_available)
 }
 
 /// Runs `f` on the device's worker (MLX memory state is per process but read on the worker).

@@ -1,6 +1,7 @@
 //! The NIF library behind `Qwen3.Native`. Every function that touches MLX posts its work
 //! to the device's worker thread and returns a reference; see `dispatch`.
 
+mod args;
 mod array;
 mod chat_template;
 mod device;

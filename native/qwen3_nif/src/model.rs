@@ -1,18 +1,21 @@
 //! The model and its KV caches as resources, and the fused Qwen3 primitives as NIFs.
 //! Each primitive only builds MLX graph (lazy); evaluation happens at the sampler.
 
-use crate::array::{parse_device, parse_dtype, ArrayRef};
+use crate::args::{parse_device, parse_dtype};
+use crate::array::ArrayRef;
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::reply::Reply;
 use mlx::{Pinned, Worker};
-use qwen3::{KvCache, LoadOptions, Model, QuantizedAs};
+use qwen3::{GenerationConfig, KvCache, LoadOptions, Model, QuantizedAs};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
 use std::cell::{RefCell, RefMut};
 use std::sync::Arc;
 
 pub struct ModelRef {
     pub model: Pinned<Model>,
+    /// A copy kept off the worker: sampler specs are resolved against it at once.
+    pub generation: GenerationConfig,
 }
 
 #[rustler::resource_impl]
@@ -95,21 +98,10 @@ fn model_load<'a>(
             });
         })?;
         Ok(ResourceArc::new(ModelRef {
+            generation: model.generation.clone(),
             model: Pinned::new(model, &job_worker)?,
         }))
     })
-}
-
-impl crate::reply::IntoReply for ResourceArc<ModelRef> {
-    fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
-        Ok(Reply::term(self))
-    }
-}
-
-impl crate::reply::IntoReply for ResourceArc<CacheRef> {
-    fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
-        Ok(Reply::term(self))
-    }
 }
 
 /// Config facts Elixir needs, as `[{key, value}]` (Elixir makes the map).
@@ -195,15 +187,6 @@ fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
 fn model_embed(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
     let a = ids.clone();
     with_model(env, &model, &[&ids], move |m| Ok(m.embed(a.get()?)?))
-}
-
-/// Checks user-given token ids against the vocabulary (reads them; prefill only).
-#[rustler::nif]
-fn model_check_ids(env: Env, model: ResourceArc<ModelRef>, ids: ResourceArc<ArrayRef>) -> Term {
-    let a = ids.clone();
-    with_model(env, &model, &[&ids], move |m| {
-        Ok(m.check_ids(&a.get()?.astype(mlx::Dtype::Int64)?.to_vec::<i64>()?)?)
-    })
 }
 
 #[rustler::nif]

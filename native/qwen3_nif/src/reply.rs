@@ -1,10 +1,9 @@
 //! Turning a job's result into terms. Conversion starts on the worker (where arrays may be
 //! touched) and finishes inside the reply environment.
 
-use crate::array::ArrayRef;
 use crate::error::NifResult;
-use mlx::{Array, Worker};
-use rustler::{Binary, Encoder, Env, OwnedBinary, ResourceArc, Term};
+use mlx::Worker;
+use rustler::{Binary, Encoder, Env, OwnedBinary, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
 rustler::atoms! { ok }
@@ -47,13 +46,7 @@ macro_rules! plain_reply {
 }
 plain_reply!(bool, i64, u64, f64, String);
 
-impl IntoReply for Array {
-    fn into_reply(self, worker: &Arc<Worker>) -> NifResult<Reply> {
-        Ok(Reply::term(ArrayRef::new(self, worker)?))
-    }
-}
-
-impl IntoReply for ResourceArc<ArrayRef> {
+impl<T: Resource> IntoReply for ResourceArc<T> {
     fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
         Ok(Reply::term(self))
     }

@@ -1,15 +1,29 @@
-//! Per-generation samplers as resources: the spec, the random key and the recent tokens
-//! live on the device worker between tokens.
+//! Sampler specs and per-generation samplers as resources. A spec is resolved and validated
+//! once, when a call's options are checked (`sampler_spec` answers at once: it touches no
+//! MLX); a sampler (the spec, the random key and the recent tokens) lives on the device
+//! worker between tokens.
 
-use crate::array::{worker_for, ArrayRef};
+use crate::args::worker_for;
+use crate::array::ArrayRef;
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
-use crate::reply::{IntoReply, Reply};
-use mlx::{Pinned, Worker};
-use qwen3::sampler::{sample_rows, Placement, Sampler, SamplerSpec};
-use rustler::{Atom, Env, NifMap, Resource, ResourceArc, Term};
+use crate::model::ModelRef;
+use mlx::Pinned;
+use qwen3::sampler::{sample_rows, Sampler, SamplerKind, SamplerOptions, SamplerSpec};
+use qwen3::GenerationConfig;
+use rustler::{Atom, Encoder, Env, Resource, ResourceArc, Term};
 use std::cell::RefCell;
 use std::sync::Arc;
+
+rustler::atoms! { ok, error, invalid_option, invalid_argument, nil }
+
+/// A resolved, validated spec (its seed is chosen per generation).
+pub struct SpecRef {
+    spec: SamplerSpec,
+}
+
+#[rustler::resource_impl]
+impl Resource for SpecRef {}
 
 pub struct SamplerRef {
     sampler: Pinned<RefCell<Sampler>>,
@@ -18,51 +32,147 @@ pub struct SamplerRef {
 #[rustler::resource_impl]
 impl Resource for SamplerRef {}
 
-impl IntoReply for ResourceArc<SamplerRef> {
-    fn into_reply(self, _: &Arc<Worker>) -> NifResult<Reply> {
-        Ok(Reply::term(self))
+/// A setting that does not decode: its key, and what it must be.
+struct BadOption(String, &'static str);
+
+fn number(t: Term) -> Option<f32> {
+    let float = t.decode::<f64>().ok();
+    float
+        .or_else(|| t.decode::<i64>().ok().map(|i| i as f64))
+        .map(|x| x as f32)
+}
+
+/// `nil` turns a filter off (its neutral value); anything else must decode.
+fn or_off<T>(t: Term, off: T, decode: impl Fn(Term) -> Option<T>) -> Option<T> {
+    match t.decode::<Atom>() {
+        Ok(a) if a == nil() => Some(off),
+        _ => decode(t),
     }
 }
 
-/// The spec as Elixir sends it (a map with every key; `Qwen3.Sampler` fills the defaults).
-#[derive(NifMap)]
-struct SpecMap {
-    temperature: f64,
-    top_k: u32,
-    top_p: f64,
-    min_p: f64,
-    repetition_penalty: f64,
-    repetition_context: u32,
-    on_host: bool,
-    seed: u64,
+fn positive_int(t: Term) -> Option<usize> {
+    t.decode::<u64>().ok().filter(|&k| k > 0).map(|k| k as usize)
 }
 
-impl From<SpecMap> for SamplerSpec {
-    fn from(m: SpecMap) -> Self {
-        SamplerSpec {
-            temperature: m.temperature as f32,
-            top_k: m.top_k as usize,
-            top_p: m.top_p as f32,
-            min_p: m.min_p as f32,
-            repetition_penalty: m.repetition_penalty as f32,
-            repetition_context: m.repetition_context as usize,
-            placement: if m.on_host {
-                Placement::Host
-            } else {
-                Placement::Graph
-            },
-            seed: m.seed,
+/// Sets the option `name` from `value`, or says what it must be.
+fn set(o: &mut SamplerOptions, name: &str, value: Term) -> Result<(), &'static str> {
+    fn given<T>(v: Option<T>, expected: &'static str) -> Result<Option<T>, &'static str> {
+        v.map(Some).ok_or(expected)
+    }
+    match name {
+        "sampler" => {
+            let kind = value
+                .atom_to_string()
+                .ok()
+                .and_then(|n| SamplerKind::from_name(&n));
+            o.sampler = given(kind, "one of :greedy, :sample, :sample_host")?;
         }
+        "temperature" => o.temperature = given(number(value), "a number >= 0")?,
+        "top_p" => o.top_p = given(number(value), "a number in (0, 1]")?,
+        "top_k" => o.top_k = given(or_off(value, 0, positive_int), "nil or a positive integer")?,
+        "min_p" => o.min_p = given(or_off(value, 0.0, number), "nil or a number in [0, 1)")?,
+        "repetition_penalty" => {
+            o.repetition_penalty = given(or_off(value, 1.0, number), "nil or a number > 0")?
+        }
+        "repetition_context_size" => {
+            let n = value.decode::<u64>().ok().map(|n| n as usize);
+            o.repetition_context_size = given(n, "an integer >= 0")?;
+        }
+        _ => return Err("not a sampling option"),
+    }
+    Ok(())
+}
+
+fn decode_options(pairs: Vec<(Atom, Term)>, env: Env) -> Result<SamplerOptions, BadOption> {
+    let mut options = SamplerOptions::default();
+    for (key, value) in pairs {
+        let name = key.to_term(env).atom_to_string().unwrap_or_default();
+        set(&mut options, &name, value).map_err(|expected| BadOption(name, expected))?;
+    }
+    Ok(options)
+}
+
+/// The settings a spec ended up with, for Elixir to show.
+fn settings<'a>(env: Env<'a>, s: &SamplerSpec) -> Term<'a> {
+    let atom = |name: &str| Atom::from_str(env, name).expect("valid atom");
+    let pairs: Vec<(Atom, Term)> = vec![
+        (atom("sampler"), atom(s.kind().name()).encode(env)),
+        (atom("temperature"), (s.temperature as f64).encode(env)),
+        (atom("top_k"), s.top_k.encode(env)),
+        (atom("top_p"), (s.top_p as f64).encode(env)),
+        (atom("min_p"), (s.min_p as f64).encode(env)),
+        (
+            atom("repetition_penalty"),
+            (s.repetition_penalty as f64).encode(env),
+        ),
+        (
+            atom("repetition_context_size"),
+            s.repetition_context_size.encode(env),
+        ),
+    ];
+    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+}
+
+/// Resolves the sampling options of one call (`[{key, value}]`, only the keys it set) with
+/// `model`'s generation config (`nil`: none). Answers at once: `{:ok, {spec, settings}}`,
+/// `{:error, {:invalid_option, key, expected}}` for a setting the call gave, or
+/// `{:error, {:invalid_argument, message}}` for one from generation_config.json.
+#[rustler::nif]
+fn sampler_spec<'a>(
+    env: Env<'a>,
+    model: Option<ResourceArc<ModelRef>>,
+    options: Vec<(Atom, Term<'a>)>,
+) -> Term<'a> {
+    let no_config = GenerationConfig::default();
+    let generation = model.as_ref().map_or(&no_config, |m| &m.generation);
+    let asked = match decode_options(options, env) {
+        Ok(asked) => asked,
+        Err(BadOption(key, expected)) => return bad_option(env, &key, expected),
+    };
+    match SamplerSpec::resolve(&asked, generation) {
+        Ok(spec) => {
+            let shown = settings(env, &spec);
+            (ok(), (ResourceArc::new(SpecRef { spec }), shown)).encode(env)
+        }
+        Err(e) if asked_for(&asked, e.setting) => bad_option(env, e.setting, e.expected),
+        Err(e) => {
+            let message = format!("generation_config.json: {}", qwen3::Error::from(e));
+            (error(), (invalid_argument(), message)).encode(env)
+        }
+    }
+}
+
+fn bad_option<'a>(env: Env<'a>, key: &str, expected: &str) -> Term<'a> {
+    let key = Atom::from_str(env, key).expect("valid atom");
+    (error(), (invalid_option(), key, expected)).encode(env)
+}
+
+fn asked_for(o: &SamplerOptions, setting: &str) -> bool {
+    match setting {
+        "temperature" => o.temperature.is_some(),
+        "top_p" => o.top_p.is_some(),
+        "min_p" => o.min_p.is_some(),
+        "repetition_penalty" => o.repetition_penalty.is_some(),
+        _ => true,
     }
 }
 
 /// A sampler on `device`'s worker; `history` holds each batch row's prompt tokens.
 #[rustler::nif]
-fn sampler_new(env: Env, device: Atom, spec: SpecMap, history: Vec<Vec<u32>>) -> Term {
-    let spec = SamplerSpec::from(spec);
+fn sampler_new(
+    env: Env,
+    device: Atom,
+    spec: ResourceArc<SpecRef>,
+    seed: u64,
+    history: Vec<Vec<u32>>,
+) -> Term {
     let worker = match worker_for(device, env) {
         Ok(w) => w,
         Err(e) => return immediate_error(env, e),
+    };
+    let spec = SamplerSpec {
+        seed,
+        ..spec.spec.clone()
     };
     let job_worker = worker.clone();
     dispatch(env, &worker, move || {

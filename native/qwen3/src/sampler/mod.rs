@@ -1,96 +1,25 @@
 //! Choosing the next token from logits (`[B, L, V]` or `[B, V]`; the last position is used).
 //!
 //! One `SamplerSpec` describes the filters, applied in Hugging Face's order: repetition
-//! penalty, temperature, top-k, top-p, min-p. `Placement::Graph` builds them into the lazy
-//! MLX graph (the token stays lazy and feeds the next step); `Placement::Host` evaluates the
-//! logits and samples in plain Rust. Temperature 0 is greedy (argmax after the penalty).
+//! penalty, temperature, top-k, top-p, min-p. `SamplerSpec::resolve` is where a spec comes
+//! from: what the call asked for, then the checkpoint's `generation_config.json`, then the
+//! neutral defaults, validated once. `Placement::Graph` builds the filters into the lazy
+//! MLX graph (the token stays lazy and feeds the next step); `Placement::Host` evaluates
+//! the logits and samples in plain Rust. Temperature 0 is greedy (argmax after the penalty).
 
 mod graph;
 mod host;
+mod spec;
 
 pub use graph::filtered_logits as graph_filtered_logits;
 pub use host::{filtered_logits as host_filtered_logits, softmax as host_probabilities};
+pub use spec::{InvalidSetting, Placement, SamplerKind, SamplerOptions, SamplerSpec, DEFAULT_TEMPERATURE};
 
 use crate::error::{bail, Result};
 use mlx::{Array, Dtype, Reduce};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// In the MLX graph, on the model's device.
-    Graph,
-    /// On the host CPU, after evaluating the logits.
-    Host,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplerSpec {
-    /// 0 means greedy.
-    pub temperature: f32,
-    /// Keep the `top_k` most likely tokens; 0 turns it off.
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches `top_p`; 1 turns it off.
-    pub top_p: f32,
-    /// Drop tokens less likely than `min_p` times the most likely one; 0 turns it off.
-    pub min_p: f32,
-    /// > 1 discourages tokens seen in the last `repetition_context` tokens; 1 turns it off.
-    pub repetition_penalty: f32,
-    pub repetition_context: usize,
-    pub placement: Placement,
-    pub seed: u64,
-}
-
-impl Default for SamplerSpec {
-    fn default() -> Self {
-        SamplerSpec {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            repetition_penalty: 1.0,
-            repetition_context: 20,
-            placement: Placement::Graph,
-            seed: 0,
-        }
-    }
-}
-
-impl SamplerSpec {
-    pub fn validate(&self) -> Result<()> {
-        let finite = |x: f32| x.is_finite();
-        if !finite(self.temperature) || self.temperature < 0.0 {
-            bail!(
-                InvalidArgument,
-                "temperature must be >= 0, got {}",
-                self.temperature
-            );
-        }
-        if !finite(self.top_p) || self.top_p <= 0.0 || self.top_p > 1.0 {
-            bail!(InvalidArgument, "top_p must be in (0, 1], got {}", self.top_p);
-        }
-        if !finite(self.min_p) || !(0.0..1.0).contains(&self.min_p) {
-            bail!(InvalidArgument, "min_p must be in [0, 1), got {}", self.min_p);
-        }
-        if !finite(self.repetition_penalty) || self.repetition_penalty <= 0.0 {
-            bail!(
-                InvalidArgument,
-                "repetition_penalty must be > 0, got {}",
-                self.repetition_penalty
-            );
-        }
-        Ok(())
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
-    }
-
-    fn penalises(&self) -> bool {
-        self.repetition_penalty != 1.0 && self.repetition_context > 0
-    }
-}
 
 /// Recent tokens per row, for the repetition penalty.
 enum History {
@@ -110,12 +39,13 @@ pub struct Sampler {
 
 impl Sampler {
     /// `history` holds each batch row's previous tokens (the prompt); rows must be equally long.
+    /// `spec` is trusted: it comes from [`SamplerSpec::resolve`], which validated it.
     pub fn new(spec: SamplerSpec, history: &[Vec<u32>]) -> Result<Sampler> {
-        spec.validate()?;
         let history = if !spec.penalises() {
             History::None
         } else {
-            let tail = |row: &Vec<u32>| row[row.len().saturating_sub(spec.repetition_context)..].to_vec();
+            let tail =
+                |row: &Vec<u32>| row[row.len().saturating_sub(spec.repetition_context_size)..].to_vec();
             let rows: Vec<Vec<u32>> = history.iter().map(tail).collect();
             match spec.placement {
                 Placement::Host => History::Host(rows.into_iter().map(VecDeque::from).collect()),
@@ -158,7 +88,11 @@ impl Sampler {
             mlx::random::categorical(&filtered, -1, &sub)?
         };
         if let History::Graph(h) = &self.history {
-            self.history = History::Graph(graph::push_history(h, &tokens, self.spec.repetition_context)?);
+            self.history = History::Graph(graph::push_history(
+                h,
+                &tokens,
+                self.spec.repetition_context_size,
+            )?);
         }
         Ok(tokens)
     }
@@ -184,7 +118,7 @@ impl Sampler {
         if let History::Host(h) = &mut self.history {
             for (row, &t) in h.iter_mut().zip(&tokens) {
                 row.push_back(t);
-                if row.len() > self.spec.repetition_context {
+                if row.len() > self.spec.repetition_context_size {
                     row.pop_front();
                 }
             }
