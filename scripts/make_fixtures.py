@@ -166,6 +166,29 @@ def golden(path, compute):
     return {"greedy": tokens, "logits_file": f"golden/logits-{compute}.f32"}
 
 
+def primitives_golden(path):
+    """Layer 0's attention (batch 2: a 3-token chunk, then 2 more at offset 3, causal) and
+    MLP on fixed normed inputs, from mlx-lm's own modules, in float32."""
+    model, _ = load_model(path)
+    model.set_dtype(mx.float32)
+    layer = model.model.layers[0]
+    rng = np.random.default_rng(123)
+    hidden = layer.mlp.down_proj.weight.shape[0]
+    x1 = mx.array(rng.standard_normal((2, 3, hidden)).astype(np.float32))
+    x2 = mx.array(rng.standard_normal((2, 2, hidden)).astype(np.float32))
+    cache = make_prompt_cache(model)[0]
+    out = {"x1": x1, "x2": x2}
+    out["attention1"] = layer.self_attn(x1, mask="causal", cache=cache)
+    out["attention2"] = layer.self_attn(x2, mask="causal", cache=cache)
+    out["mlp"] = layer.mlp(x1)
+    gdir = path / "golden"
+    lines = []
+    for name, a in out.items():
+        np.array(a.astype(mx.float32)).astype("<f4").tofile(gdir / f"primitive-{name}.f32")
+        lines.append(" ".join([name, *map(str, a.shape)]))
+    (gdir / "primitives.txt").write_text("".join(line + "\n" for line in lines))
+
+
 def build_variant(root, name, spec, seed):
     shape_over, dtype, tied, quantization, shards = spec
     shape = {**TINY, **shape_over}
@@ -183,6 +206,8 @@ def build_variant(root, name, spec, seed):
     meta = {"prompts": PROMPTS, "dtype": dtype, "quantized": bool(quantization)}
     meta["golden"] = {c: golden(out, c) for c in computes}
     (out / "golden" / "meta.json").write_text(json.dumps(meta, indent=2))
+    if dtype == "float32" and not quantization:
+        primitives_golden(out)
     return meta
 
 

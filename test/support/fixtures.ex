@@ -31,6 +31,19 @@ defmodule Qwen3.Fixtures do
     Enum.chunk_every(floats, div(length(floats), length(prompts(variant))))
   end
 
+  @doc """
+  mlx-lm's layer-0 attention and MLP on fixed inputs (`primitives_golden` in
+  make_fixtures.py): `%{name => {shape, floats}}` for x1, x2, attention1, attention2, mlp.
+  """
+  def primitives(variant) do
+    for line <- variant |> golden("primitives.txt") |> File.read!() |> String.split("\n", trim: true),
+        into: %{} do
+      [name | dims] = String.split(line)
+      bin = variant |> golden("primitive-#{name}.f32") |> File.read!()
+      {name, {Enum.map(dims, &String.to_integer/1), for(<<v::float-32-little <- bin>>, do: v)}}
+    end
+  end
+
   @doc "Hugging Face `transformers` outputs on the real Qwen3 tokenizer (make_text_fixtures.py)."
   def text_golden, do: dir() |> Path.join("text/golden.json") |> File.read!() |> Qwen3.JSON.decode!()
 
