@@ -61,7 +61,7 @@ defmodule Qwen3.ChatTemplate do
   end
 
   @render_options Qwen3.Options.schema(:chat) ++
-                    [{:variables, %{}, :map, "more template variables", nil}]
+                    [variables: [default: %{}, check: :map, doc: "more template variables"]]
 
   @doc """
   Renders `messages` into the prompt text.

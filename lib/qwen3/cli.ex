@@ -9,8 +9,8 @@ defmodule Qwen3.CLI do
 
   def usage do
     """
-        --model DIR|ORG/NAME               checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
-        --device cpu|gpu                   --dtype f32|bf16|f16
+        --model DIR|ORG/NAME                   checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
+        --device cpu|gpu                       --dtype f32|bf16|f16
     #{Qwen3.Options.cli_usage()}
     """
   end

@@ -10,59 +10,138 @@ defmodule Qwen3.Options do
   else its default. Every other option is checked here, at the call.
   """
 
-  # {key, default, check, doc, command-line type or nil}. A `:sampler` check means the
-  # sampler spec owns it (`Qwen3.Sampler.spec!/2`, validated in Rust); its "default" is text.
+  # Each option: `default:` (or `default_doc:`, text, for an option the sampler spec owns),
+  # `check:` (a clause of valid?/2, or :sampler), `doc:`, and `cli:` {type, argument} when
+  # the mix tasks take it as a switch.
   @generation [
-    {:max_new_tokens, 100, :pos_integer, "tokens to generate at most; generation then ends with `:length`",
-     :integer},
-    {:max_len, 2048, :pos_integer,
-     "KV cache capacity in tokens (prompt and output; ignored with `:kv_cache`), also ending with `:length`",
-     :integer},
-    {:kv_cache, nil, :kv_cache,
-     "a `Qwen3.KVCache` (from `Qwen3.Model.init_kv_cache/2` or a previous result): continues " <>
-       "it, prefilling only what it does not hold yet", nil},
-    {:sampler, :greedy, :sampler,
-     "`:greedy` (the most likely token), `:sample` (temperature, top-k, top-p and min-p in the " <>
-       "MLX graph on the model's device; the token stays lazy) or `:sample_host` (the same " <>
-       "filters in Rust on the host). `:top_p_gpu` and `:top_p_cpu` are deprecated names of " <>
-       "the last two", :atom},
-    {:temperature, "generation_config.json's, else 1.0", :sampler, "for the sampling samplers", :float},
-    {:top_p, "generation_config.json's, else 1.0 (off)", :sampler, "nucleus mass to keep", :float},
-    {:top_k, "generation_config.json's, else off", :sampler,
-     "keep the k most likely tokens; `nil` turns it off", :integer},
-    {:min_p, "generation_config.json's, else off", :sampler,
-     "drop tokens below this fraction of the top probability; `nil` turns it off", :float},
-    {:repetition_penalty, "generation_config.json's, else off", :sampler,
-     "> 1 discourages recent tokens (prompt included), for every sampler; `nil` turns it off", :float},
-    {:repetition_context_size, 20, :sampler, "how many recent tokens the penalty looks at", :integer},
-    {:seed, nil, :seed, "the sampler's random stream (a 64-bit unsigned integer); `nil` draws a fresh one",
-     :integer},
-    {:rng_key, nil, :rng_key,
-     "an MLX PRNG key from `Qwen3.Sampler.key/2` instead of `:seed` (the same stream)", nil},
-    {:stop, [], :stop,
-     "token ids and strings that end generation with `:stop`; strings may span tokens (they " <>
-       "need a tokenizer) and never show in the text; the checkpoint's EOS ids always stop", :keep},
-    {:loop, :elixir, {:one_of, [:elixir, :native]},
-     "`:elixir` (layer by layer from Elixir) or `:native` (one native step per token)", :atom},
-    {:skip_special_tokens, true, :boolean, "leave special tokens out of the text", nil},
-    {:dump_logits, false, :boolean, "adds `:logits`: one float32 binary of last-position logits per token",
-     nil},
-    {:profile_timing, true, :boolean, "`:timing` is nil when false", nil},
-    {:timeout, :infinity, :timeout,
-     "milliseconds for the whole generation; past it the next token read returns " <>
-       "`{:error, %Qwen3.Error{kind: :timeout}}` and a cache the call made is released", nil}
+    max_new_tokens: [
+      default: 100,
+      check: :pos_integer,
+      cli: {:integer, "N"},
+      doc: "tokens to generate at most; generation then ends with `:length`"
+    ],
+    max_len: [
+      default: 2048,
+      check: :pos_integer,
+      cli: {:integer, "N"},
+      doc:
+        "KV cache capacity in tokens, prompt included (ignored with `:kv_cache`); " <>
+          "generation ends with `:length` when it is full"
+    ],
+    kv_cache: [
+      default: nil,
+      check: :kv_cache,
+      doc:
+        "a `Qwen3.KVCache` (from `Qwen3.Model.init_kv_cache/2` or a previous result) to " <>
+          "continue: only what it does not hold yet is prefilled"
+    ],
+    sampler: [
+      default: :greedy,
+      check: :sampler,
+      cli: {:atom, "greedy|sample|sample_host"},
+      doc:
+        "how the next token is chosen: `:greedy` (the most likely one), `:sample` " <>
+          "(temperature, top-k, top-p and min-p in the MLX graph on the model's device; the " <>
+          "token stays lazy) or `:sample_host` (the same filters in Rust on the host). " <>
+          "`:top_p_gpu` and `:top_p_cpu` are deprecated names of the last two"
+    ],
+    temperature: [
+      default_doc: "generation_config.json's, else 1.0",
+      check: :sampler,
+      cli: {:float, "T"},
+      doc: "softmax temperature of the sampling samplers"
+    ],
+    top_p: [
+      default_doc: "generation_config.json's, else 1.0: off",
+      check: :sampler,
+      cli: {:float, "P"},
+      doc: "the probability mass of the nucleus to keep"
+    ],
+    top_k: [
+      default_doc: "generation_config.json's, else off",
+      check: :sampler,
+      cli: {:integer, "K"},
+      doc: "keep the k most likely tokens; `nil` turns it off"
+    ],
+    min_p: [
+      default_doc: "generation_config.json's, else off",
+      check: :sampler,
+      cli: {:float, "P"},
+      doc: "drop tokens below this fraction of the top probability; `nil` turns it off"
+    ],
+    repetition_penalty: [
+      default_doc: "generation_config.json's, else off",
+      check: :sampler,
+      cli: {:float, "R"},
+      doc:
+        "above 1 discourages recent tokens (prompt included), for every sampler; `nil` " <>
+          "turns it off"
+    ],
+    repetition_context_size: [
+      default_doc: "20",
+      check: :sampler,
+      cli: {:integer, "N"},
+      doc: "how many recent tokens the penalty looks at"
+    ],
+    seed: [
+      default: nil,
+      check: :seed,
+      cli: {:integer, "S"},
+      doc: "the sampler's random stream (a 64-bit unsigned integer); `nil` draws a fresh one"
+    ],
+    rng_key: [
+      default: nil,
+      check: :rng_key,
+      doc: "an MLX PRNG key from `Qwen3.Sampler.key/2` instead of `:seed` (the same stream)"
+    ],
+    stop: [
+      default: [],
+      check: :stop,
+      cli: {:keep, "TEXT"},
+      doc:
+        "token ids and strings that end generation with `:stop`; strings may span tokens " <>
+          "(they need a tokenizer) and never show in the text. The EOS ids always stop"
+    ],
+    loop: [
+      default: :elixir,
+      check: {:one_of, [:elixir, :native]},
+      cli: {:atom, "elixir|native"},
+      doc: "how a step runs: `:elixir` (layer by layer from Elixir) or `:native` (one call)"
+    ],
+    skip_special_tokens: [default: true, check: :boolean, doc: "leave special tokens out of the text"],
+    dump_logits: [
+      default: false,
+      check: :boolean,
+      doc: "adds `:logits`: one float32 binary of last-position logits per token"
+    ],
+    profile_timing: [default: true, check: :boolean, doc: "`:timing` is nil when false"],
+    timeout: [
+      default: :infinity,
+      check: :timeout,
+      doc:
+        "milliseconds for the whole generation; past it the next token read returns " <>
+          "`{:error, %Qwen3.Error{kind: :timeout}}` and a cache the call made is released"
+    ]
   ]
 
   @chat [
-    {:enable_thinking, true, :boolean, "Qwen3's `<think>` block (the chat template's switch)", nil},
-    {:tools, nil, :tools, "tool definitions (maps) for the chat template", nil},
-    {:add_generation_prompt, true, :boolean, "end the prompt with the assistant's turn opening", nil}
+    enable_thinking: [
+      default: true,
+      check: :boolean,
+      doc: "Qwen3's `<think>` block (the chat template's switch)"
+    ],
+    tools: [default: nil, check: :tools, doc: "tool definitions (maps) for the chat template"],
+    add_generation_prompt: [
+      default: true,
+      check: :boolean,
+      doc: "end the prompt with the opening of the assistant's turn"
+    ]
   ]
 
-  @sampler_keys for {key, _, :sampler, _, _} <- @generation, do: key
+  @sampler_keys for {key, spec} <- @generation, spec[:check] == :sampler, do: key
 
-  @typedoc "A schema: `{key, default, check, doc, command-line type}` per option."
-  @type schema :: [{atom, term, term, String.t(), atom | nil}]
+  @typedoc "A schema: each option's `:default` (or `:default_doc`), `:check`, `:doc`, `:cli`."
+  @type schema :: [{atom, keyword}]
 
   @doc "The schema of `:generation` (`Qwen3.Generate`) or `:chat` (message prompts) options."
   @spec schema(:generation | :chat) :: schema
@@ -70,6 +149,7 @@ defmodule Qwen3.Options do
   def schema(:chat), do: @chat
 
   @doc "The options the sampler spec owns (checked and defaulted by `Qwen3.Sampler.spec!/2`)."
+  @spec sampler_keys() :: [atom]
   def sampler_keys, do: @sampler_keys
 
   @doc """
@@ -81,21 +161,14 @@ defmodule Qwen3.Options do
   def validate!(opts, schema) when is_atom(schema), do: validate!(opts, schema(schema))
 
   def validate!(opts, schema) do
-    defaults = for {key, default, check, _, _} <- schema, check != :sampler, do: {key, default}
-    keys = for {key, _, _, _, _} <- schema, do: key
-    given = Keyword.keys(opts)
-
-    case Enum.find(given, &(&1 not in keys)) do
+    case Enum.find(Keyword.keys(opts), &(not Keyword.has_key?(schema, &1))) do
       nil -> :ok
-      key -> raise ArgumentError, "unknown option #{inspect(key)}; known options: #{inspect(keys)}"
+      key -> raise ArgumentError, "unknown option #{inspect(key)}; known: #{inspect(Keyword.keys(schema))}"
     end
 
-    opts = Keyword.merge(defaults, opts)
-
-    for {key, _, check, _, _} <- schema, check != :sampler, Keyword.has_key?(opts, key) do
-      check!(key, opts[key], check)
-    end
-
+    own = for {key, spec} <- schema, spec[:check] != :sampler, do: {key, spec}
+    opts = Keyword.merge(for({key, spec} <- own, do: {key, spec[:default]}), opts)
+    for {key, spec} <- own, do: check!(key, opts[key], spec[:check])
     opts
   end
 
@@ -113,11 +186,11 @@ defmodule Qwen3.Options do
   defp valid?(:rng_key, v), do: is_nil(v) or is_struct(v, Qwen3.Array)
   defp valid?(:kv_cache, v), do: is_nil(v) or is_struct(v, Qwen3.KVCache)
   defp valid?(:tools, v), do: is_nil(v) or is_list(v)
-  defp valid?(:atom_or_nil, v), do: is_atom(v)
+  defp valid?(:atom, v), do: is_atom(v)
   defp valid?(:keyword, v), do: Keyword.keyword?(v)
   defp valid?(:map, v), do: is_map(v)
   defp valid?({:one_of, values}, v), do: v in values
-  defp valid?({:struct_or_binary, mod}, v), do: is_struct(v, mod) or is_binary(v)
+  defp valid?({:struct_or_path, mod}, v), do: is_struct(v, mod) or is_binary(v)
 
   defp valid?(:stop, v),
     do: is_list(v) and Enum.all?(v, &((is_integer(&1) and &1 >= 0) or (is_binary(&1) and &1 != "")))
@@ -130,11 +203,11 @@ defmodule Qwen3.Options do
   defp expected(:rng_key), do: "nil or a key from Qwen3.Sampler.key/1"
   defp expected(:kv_cache), do: "nil or a Qwen3.KVCache"
   defp expected(:tools), do: "nil or a list of tool definitions"
-  defp expected(:atom_or_nil), do: "an atom"
+  defp expected(:atom), do: "an atom"
   defp expected(:keyword), do: "a keyword list"
   defp expected(:map), do: "a map"
   defp expected({:one_of, values}), do: "one of #{Enum.map_join(values, ", ", &inspect/1)}"
-  defp expected({:struct_or_binary, mod}), do: "a #{inspect(mod)} or a checkpoint path / repo id"
+  defp expected({:struct_or_path, mod}), do: "a #{inspect(mod)} or a checkpoint path / repo id"
   defp expected(:stop), do: "a list of token ids and non-empty strings"
 
   @doc "The options of `schema` as a Markdown list, for module and function docs."
@@ -142,27 +215,24 @@ defmodule Qwen3.Options do
   def docs(schema) when is_atom(schema), do: docs(schema(schema))
 
   def docs(schema) do
-    Enum.map_join(schema, "\n", fn {key, default, _check, doc, _cli} ->
-      "  * `#{inspect(key)}` (#{show(default)}) — #{doc}"
+    Enum.map_join(schema, "\n", fn {key, spec} ->
+      default = spec[:default_doc] || "`#{inspect(spec[:default])}`"
+      "  * `#{inspect(key)}` (#{default}) — #{spec[:doc]}"
     end)
   end
 
-  defp show(text) when is_binary(text), do: text
-  defp show(value), do: "`#{inspect(value)}`"
-
-  @doc """
-  `OptionParser` switches for the options with a command-line type (`--max-new-tokens`,
-  `--sampler` …), and a function turning parsed switches back into options.
-  """
+  @doc "`OptionParser` switches for the generation options the mix tasks take."
+  @spec cli_switches() :: keyword
   def cli_switches do
-    for {key, _, _, _, type} <- @generation,
-        type != nil,
-        do: {key, if(type == :atom, do: :string, else: type)}
+    for {key, spec} <- @generation, {type, _arg} <- [spec[:cli]] do
+      {key, if(type == :atom, do: :string, else: type)}
+    end
   end
 
-  @doc "Generation options from parsed `cli_switches/0` values (absent ones stay unset)."
+  @doc "Generation options from parsed `cli_switches/0` values; absent ones stay unset."
+  @spec from_cli(keyword) :: keyword
   def from_cli(parsed) do
-    for {key, _, _, _, type} <- @generation, type != nil, Keyword.has_key?(parsed, key) do
+    for {key, spec} <- @generation, {type, _arg} <- [spec[:cli]], Keyword.has_key?(parsed, key) do
       case type do
         :atom -> {key, String.to_atom(parsed[key])}
         :keep -> {key, Keyword.get_values(parsed, key)}
@@ -171,17 +241,17 @@ defmodule Qwen3.Options do
     end
   end
 
-  @doc "The command-line usage lines of `cli_switches/0`."
+  @doc "One usage line per `cli_switches/0` switch: the flag, its argument, its doc's first clause."
+  @spec cli_usage() :: String.t()
   def cli_usage do
-    Enum.map_join(cli_switches(), "\n", fn {key, type} ->
-      flag = "--" <> String.replace(to_string(key), "_", "-")
-      arg = if type == :keep, do: "TEXT (repeatable)", else: String.upcase(to_string(type))
-      "    #{String.pad_trailing("#{flag} #{arg}", 34)} #{doc_of(key)}"
-    end)
-  end
+    lines =
+      for {key, spec} <- @generation, {type, arg} <- [spec[:cli]] do
+        flag = "--#{String.replace(to_string(key), "_", "-")} #{arg}"
+        flag = if type == :keep, do: flag <> " (repeatable)", else: flag
+        summary = spec[:doc] |> String.split(~r/; |: | \(|\. /, parts: 2) |> hd()
+        "    #{String.pad_trailing(flag, 38)} #{String.replace(summary, "`", "")}"
+      end
 
-  defp doc_of(key) do
-    {_, _, _, doc, _} = List.keyfind(@generation, key, 0)
-    doc |> String.split(~r/[;(.]/, parts: 2) |> hd() |> String.trim() |> String.replace("`", "")
+    Enum.join(lines, "\n")
   end
 end

@@ -22,8 +22,7 @@ defmodule Qwen3.Request do
   """
   @spec new(Model.t(), term, keyword) :: {:ok, t} | {:error, Error.t()}
   def new(%Model{} = model, prompt, opts) do
-    chat_keys = for {key, _, _, _, _} <- Options.schema(:chat), do: key
-    {chat_opts, gen_opts} = Keyword.split(opts, chat_keys)
+    {chat_opts, gen_opts} = Keyword.split(opts, Keyword.keys(Options.schema(:chat)))
     chat_opts = Options.validate!(chat_opts, :chat)
     gen_opts = Options.validate!(gen_opts, :generation)
 

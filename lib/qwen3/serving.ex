@@ -1,15 +1,30 @@
 defmodule Qwen3.Serving do
   @start_options [
-    {:model, nil, {:struct_or_binary, Qwen3.Model},
-     "a loaded `Qwen3.Model`, or a path / repo id to load (with `:load` options)", nil},
-    {:name, nil, :atom_or_nil, "registers the serving locally and joins the `:pg` group of that name", nil},
-    {:batch_size, 8, :pos_integer, "requests decoding together, each in its own slot", nil},
-    {:max_len, 1024, :pos_integer, "tokens per slot (prompt and output)", nil},
-    {:max_queue, 64, :non_neg_integer,
-     "requests waiting beyond the running ones; past it a request gets " <>
-       "`{:error, %Qwen3.Error{kind: :overloaded}}`", nil},
-    {:prefill_chunk, 256, :pos_integer, "prompt tokens prefilled between two decode steps", nil},
-    {:load, [], :keyword, "`Qwen3.Model.load/2` options, when `:model` is a path", nil}
+    model: [
+      default: nil,
+      check: {:struct_or_path, Qwen3.Model},
+      doc: "a loaded `Qwen3.Model`, or a path / repo id to load (with `:load` options)"
+    ],
+    name: [
+      default: nil,
+      check: :atom,
+      doc: "registers the serving locally and joins the `:pg` group of that name"
+    ],
+    batch_size: [default: 8, check: :pos_integer, doc: "requests decoding together, one slot each"],
+    max_len: [default: 1024, check: :pos_integer, doc: "tokens per slot (prompt and output)"],
+    max_queue: [
+      default: 64,
+      check: :non_neg_integer,
+      doc:
+        "requests waiting beyond the running ones; past it a request gets " <>
+          "`{:error, %Qwen3.Error{kind: :overloaded}}`"
+    ],
+    prefill_chunk: [
+      default: 256,
+      check: :pos_integer,
+      doc: "prompt tokens prefilled between two decode steps"
+    ],
+    load: [default: [], check: :keyword, doc: "`Qwen3.Model.load/2` options, when `:model` is a path"]
   ]
 
   @moduledoc """
