@@ -18,8 +18,11 @@ setup: setup-system setup-mlx setup-tokenizer setup-oracle
 setup-system:
 	@scripts/setup_system.sh
 
+# MLX's C++ SDK: the same step `mix compile` takes first (mix/mlx.ex); cargo reads MLX_DIR.
 setup-mlx: setup-system
-	@scripts/setup_mlx.sh
+	@mix qwen3.mlx >/dev/null
+
+WITH_MLX = MLX_DIR="$${MLX_DIR:-$$(mix qwen3.mlx)}"; export MLX_DIR;
 
 setup-tokenizer:
 	@scripts/setup_tokenizer.sh
@@ -36,14 +39,15 @@ test: setup lint test-rust test-elixir
 FIXTURES = QWEN3_FIXTURES="$$(QWEN3_ORACLE_VENV=$(QWEN3_ORACLE_VENV) scripts/setup_fixtures.sh)"
 
 test-rust: setup
-	export $(FIXTURES); cargo test --workspace --release
+	$(WITH_MLX) export $(FIXTURES); cargo test --workspace --release
 
+# --include install: a throwaway project builds the NIF from scratch (see install_test.exs).
 test-elixir: setup build
-	export $(FIXTURES); mix test
+	export $(FIXTURES); mix test --include install
 
 lint: setup-mlx
 	cargo fmt --all --check
-	cargo clippy --workspace --release --all-targets -- -D warnings
+	$(WITH_MLX) cargo clippy --workspace --release --all-targets -- -D warnings
 	mix format --check-formatted
 	mix compile --warnings-as-errors --force
 
@@ -67,7 +71,7 @@ bench-micro: setup build
 
 # Bounded-time mutation fuzzing of the checkpoint loader (QWEN3_FUZZ_SECONDS, QWEN3_FUZZ_SEED).
 fuzz: setup
-	export $(FIXTURES); QWEN3_FUZZ_SECONDS=$${QWEN3_FUZZ_SECONDS:-120} \
+	$(WITH_MLX) export $(FIXTURES); QWEN3_FUZZ_SECONDS=$${QWEN3_FUZZ_SECONDS:-120} \
 	  cargo test --release -p qwen3 --test fuzz_loader -- --ignored --nocapture
 
 # The memory soak at full length: RSS and MLX memory flat over 1,000 generations.

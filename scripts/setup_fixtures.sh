@@ -4,7 +4,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-hash="$(cat "$(dirname "$0")"/make_*fixtures.py "$(dirname "$0")/env.sh" | sha256sum | cut -c1-12)"
+hash="$( (cat "$(dirname "$0")"/make_*fixtures.py "$(dirname "$0")/env.sh"; qwen3_mlx --version) | sha256sum | cut -c1-12)"
 dir="${QWEN3_FIXTURES:-$QWEN3_CACHE/fixtures-$hash}"
 if [ ! -f "$dir/.complete" ]; then
   echo "==> building test checkpoints and mlx-lm golden data in $dir" >&2

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The numerical oracle: mlx-lm on the same MLX wheel, in its own venv.
+# The numerical oracle: mlx-lm on the same MLX version as the NIF, in its own venv.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
+MLX_VERSION="$(qwen3_mlx --version)"
 stamp="$QWEN3_ORACLE_VENV/.qwen3-$MLX_VERSION-$MLX_LM_VERSION-$TRANSFORMERS_VERSION-$JINJA2_VERSION"
 if [ ! -f "$stamp" ]; then
   echo "==> building the mlx-lm oracle venv"
@@ -14,4 +15,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # Same BLAS as ours, so side-by-side timings compare the models, not the BLAS.
-point_blas_at_openblas "$("$QWEN3_ORACLE_VENV/bin/python" -c 'import mlx, os; print(os.path.join(os.path.dirname(mlx.__path__[0]), "mlx_cpu.libs"))' 2>/dev/null || true)"
+libs="$("$QWEN3_ORACLE_VENV/bin/python" -c 'import mlx, os; print(os.path.join(os.path.dirname(mlx.__path__[0]), "mlx_cpu.libs"))' 2>/dev/null || true)"
+[ -z "$libs" ] || qwen3_mlx --point-blas "$libs" >/dev/null

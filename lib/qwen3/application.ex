@@ -8,6 +8,7 @@ defmodule Qwen3.Application do
   @impl true
   def start(_type, _args) do
     :ok = apply_memory_limits()
+    warn_about_reference_blas()
 
     children = [
       {Registry, keys: :unique, name: Qwen3.Registry},
@@ -18,6 +19,23 @@ defmodule Qwen3.Application do
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Qwen3.Supervisor)
+  end
+
+  # The build records which BLAS the CPU backend links (see mix/mlx.ex): the wheel's own
+  # reference BLAS works, but float32 matmuls are ~75x slower than with OpenBLAS.
+  defp warn_about_reference_blas do
+    build = Path.join([:code.priv_dir(:qwen3), "native", "build.txt"])
+
+    with {:ok, text} <- File.read(build), true <- text =~ "blas=reference" do
+      require Logger
+
+      Logger.warning(
+        "qwen3: MLX's CPU backend uses the wheel's reference BLAS, which is slow; install " <>
+          "OpenBLAS (Debian/Ubuntu: libopenblas0-pthread) and run `mix compile` again"
+      )
+    end
+
+    :ok
   end
 
   # `config :qwen3, cache_limit: bytes, memory_limit: bytes` caps MLX on the CPU device

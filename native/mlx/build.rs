@@ -1,25 +1,20 @@
-//! Compiles the C++ shim against a prebuilt MLX (see scripts/setup_mlx.sh) and links it,
+//! Compiles the C++ shim against a prebuilt MLX (`MLX_DIR`; see `mix qwen3.mlx`) and links it,
 //! after generating the op enums both sides share from ops.txt.
 use std::path::PathBuf;
 
 #[path = "build_ops.rs"]
 mod build_ops;
 
+/// The MLX prefix: `mix compile` passes it; by hand, `export MLX_DIR="$(mix qwen3.mlx)"`
+/// (which fetches the official wheel first if needed).
 fn mlx_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MLX_DIR") {
-        return PathBuf::from(dir);
+    match std::env::var_os("MLX_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => panic!(
+            "MLX_DIR is not set: build through `mix compile`, or run \
+             `export MLX_DIR=\"$(mix qwen3.mlx)\"` first (it fetches MLX if needed)"
+        ),
     }
-    let cache = std::env::var_os("QWEN3_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("qwen3")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/qwen3")))
-        .expect("set MLX_DIR to an MLX prefix (include/ and lib/)");
-    let wheel = if cfg!(target_os = "macos") {
-        "mlx-metal"
-    } else {
-        "mlx-cpu"
-    };
-    cache.join(format!("{wheel}-0.32.4/mlx"))
 }
 
 fn main() {
@@ -28,7 +23,7 @@ fn main() {
     let lib = dir.join("lib");
     if !include.join("mlx/mlx.h").exists() {
         panic!(
-            "MLX headers not found under {} — run `make setup` or set MLX_DIR",
+            "MLX headers not found under {}: MLX_DIR must be an MLX install prefix",
             include.display()
         );
     }
@@ -56,7 +51,10 @@ fn main() {
 
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=mlx");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // -Xlinker keeps the path whole (-Wl, would split it at commas).
+    for arg in ["-Xlinker", "-rpath", "-Xlinker", &lib.display().to_string()] {
+        println!("cargo:rustc-link-arg={arg}");
+    }
     println!("cargo:libdir={}", lib.display());
     for f in [
         "ops.txt",
