@@ -151,8 +151,9 @@ defmodule Qwen3.Generate do
     upcoming = if Sequence.remaining(gen.sequence) > 1, do: build_next(gen, token)
 
     with {:ok, [id]} <- Array.to_list(token),
-         {:ok, sequence} <- Sequence.keep_logits(gen.sequence, logits) do
-      {:token, id, text, gen} = accept(%{gen | sequence: sequence}, id)
+         {:ok, sequence} <- Sequence.keep_logits(gen.sequence, logits),
+         {:ok, logprobs} <- logprobs(sequence, logits, id) do
+      {:token, id, text, gen} = accept(%{gen | sequence: sequence}, id, logprobs)
 
       # Not finished means `upcoming` was built: at least one more token is allowed.
       case {Sequence.finished?(gen.sequence), upcoming} do
@@ -168,26 +169,42 @@ defmodule Qwen3.Generate do
   that steps generations together and samples them itself (`Qwen3.Serving`).
   """
   @spec take_first(t) :: {:token, integer, String.t(), t} | {:error, Error.t()}
-  def take_first(%__MODULE__{pending: {token, _logits}} = gen) do
-    with {:ok, [id]} <- Array.to_list(token), do: accept(gen, id)
+  def take_first(%__MODULE__{pending: {token, logits}} = gen) do
+    with {:ok, [id]} <- Array.to_list(token),
+         {:ok, logprobs} <- logprobs(gen.sequence, logits, id),
+         do: accept(gen, id, logprobs)
   end
 
-  @doc "Takes the next sampled id into the generation's `Qwen3.Sequence` (see `Sequence.accept/2`)."
-  @spec accept(t, non_neg_integer) :: {:token, integer, String.t(), t}
-  def accept(%__MODULE__{} = gen, id) do
-    {:token, id, text, sequence} = Sequence.accept(gen.sequence, id)
+  defp logprobs(sequence, logits, id) do
+    case Sequence.logprobs_wanted(sequence) do
+      nil -> {:ok, nil}
+      top -> with {:ok, [row]} <- Sampler.logprobs(logits, [id], top), do: {:ok, row}
+    end
+  end
+
+  @doc """
+  Takes the next sampled id into the generation's `Qwen3.Sequence` (see `Sequence.accept/2`),
+  with its log-probabilities when the options asked for them (`Qwen3.Sampler.logprobs/3`).
+  """
+  @spec accept(t, non_neg_integer, map | nil) :: {:token, integer, String.t(), t}
+  def accept(%__MODULE__{} = gen, id, logprobs \\ nil) do
+    {:token, id, text, sequence} = gen.sequence |> Sequence.keep_logprobs(logprobs) |> Sequence.accept(id)
     {:token, id, text, %{gen | sequence: sequence, pending: nil}}
   end
 
   @doc """
   A finished generation's result: `Qwen3.Sequence.result/1` (`:tokens`, `:text`,
-  `:finish_reason`, `:timing`, maybe `:logits`) and `:kv_cache`, which records the tokens
-  it holds, for a continuation.
+  `:finish_reason`, `:timing`, maybe `:logprobs` and `:logits`), `:prompt_tokens` (how many
+  the prompt had) and `:kv_cache`, which records the tokens it holds, for a continuation.
   """
   @spec result(t) :: map
   def result(%__MODULE__{} = gen) do
     result = Sequence.result(gen.sequence)
-    Map.put(result, :kv_cache, KVCache.record(gen.cache, gen.request.ids ++ result.tokens))
+
+    Map.merge(result, %{
+      prompt_tokens: length(gen.request.ids),
+      kv_cache: KVCache.record(gen.cache, gen.request.ids ++ result.tokens)
+    })
   end
 
   defp time_out(gen) do

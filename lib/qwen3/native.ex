@@ -75,6 +75,7 @@ defmodule Qwen3.Native do
   def sampler_new(_device, _spec, _seed, _history), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()
   def sampler_sample_rows(_samplers, _logits), do: nif_error()
+  def sampler_logprobs(_logits, _tokens, _top), do: nif_error()
 
   # These touch no MLX and answer directly: `{:ok, value} | {:error, {kind, message}}`.
   def sampler_spec(_model, _options), do: nif_error()

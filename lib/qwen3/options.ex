@@ -83,6 +83,18 @@ defmodule Qwen3.Options do
       cli: {:integer, "N"},
       doc: "how many recent tokens the penalty looks at"
     ],
+    presence_penalty: [
+      default_doc: "0: off",
+      check: :sampler,
+      cli: {:float, "P"},
+      doc: "subtracted once from the logit of every token generated so far (OpenAI's, in [-2, 2])"
+    ],
+    frequency_penalty: [
+      default_doc: "0: off",
+      check: :sampler,
+      cli: {:float, "F"},
+      doc: "subtracted from a token's logit per time it was generated (OpenAI's, in [-2, 2])"
+    ],
     seed: [
       default: nil,
       check: :seed,
@@ -93,6 +105,18 @@ defmodule Qwen3.Options do
       default: nil,
       check: :rng_key,
       doc: "an MLX PRNG key from `Qwen3.Sampler.key/2` instead of `:seed` (the same stream)"
+    ],
+    logprobs: [
+      default: false,
+      check: :boolean,
+      doc:
+        "adds `:logprobs` to the result: per token its log-probability under the model's raw " <>
+          "logits (before penalties and temperature)"
+    ],
+    top_logprobs: [
+      default: 0,
+      check: {:range, 0, 20},
+      doc: "with `:logprobs`, also the most likely alternatives at each step, `{id, logprob}`"
     ],
     stop: [
       default: [],
@@ -190,6 +214,7 @@ defmodule Qwen3.Options do
   defp valid?(:keyword, v), do: Keyword.keyword?(v)
   defp valid?(:map, v), do: is_map(v)
   defp valid?({:one_of, values}, v), do: v in values
+  defp valid?({:range, lo, hi}, v), do: is_integer(v) and v >= lo and v <= hi
   defp valid?({:struct_or_path, mod}, v), do: is_struct(v, mod) or is_binary(v)
 
   defp valid?(:stop, v),
@@ -207,6 +232,7 @@ defmodule Qwen3.Options do
   defp expected(:keyword), do: "a keyword list"
   defp expected(:map), do: "a map"
   defp expected({:one_of, values}), do: "one of #{Enum.map_join(values, ", ", &inspect/1)}"
+  defp expected({:range, lo, hi}), do: "an integer from #{lo} to #{hi}"
   defp expected({:struct_or_path, mod}), do: "a #{inspect(mod)} or a checkpoint path / repo id"
   defp expected(:stop), do: "a list of token ids and non-empty strings"
 

@@ -9,8 +9,9 @@ defmodule Qwen3.Sampler do
 
   `:top_p_gpu` and `:top_p_cpu` are the deprecated names of `:sample` and `:sample_host`.
 
-  Filters run in Hugging Face's order: repetition penalty (over the last
-  `:repetition_context_size` tokens, prompt included), temperature, top-k, top-p, min-p.
+  Filters run in this order: repetition penalty (Hugging Face's, over the last
+  `:repetition_context_size` tokens, prompt included), presence and frequency penalties
+  (OpenAI's, over the generated tokens), temperature, top-k, top-p, min-p.
 
   A setting a call leaves unset takes the checkpoint's `generation_config.json` (Qwen3's
   say temperature 0.6, top-p 0.95, top-k 20), else its default: temperature 1.0 and every
@@ -28,7 +29,8 @@ defmodule Qwen3.Sampler do
     @moduledoc """
     A resolved, validated sampler spec: `settings` shows what it does (`:sampler`,
     `:temperature`, `:top_k`, `:top_p`, `:min_p`, `:repetition_penalty`,
-    `:repetition_context_size`; 0 and 1.0 mean off).
+    `:repetition_context_size`, `:presence_penalty`, `:frequency_penalty`; 0 and 1.0 mean
+    off).
     """
     @enforce_keys [:ref, :settings]
     defstruct [:ref, :settings]
@@ -114,6 +116,18 @@ defmodule Qwen3.Sampler do
   @doc "The next token per row (`{B}` uint32) from `logits`."
   @spec sample(reference, Array.t()) :: {:ok, Array.t()} | {:error, Error.t()}
   def sample(sampler, %Array{ref: logits}), do: Native.sampler_sample(sampler, logits) |> Native.await_array()
+
+  @doc """
+  For each row of `logits`, the log-probability of `Enum.at(ids, row)` under the raw logits
+  (the model's distribution, before penalties and temperature) and the `top` (0..20) most
+  likely tokens: `%{logprob: float, top: [{id, logprob}]}`, most likely first.
+  """
+  @spec logprobs(Array.t(), [non_neg_integer], 0..20) :: {:ok, [map]} | {:error, Error.t()}
+  def logprobs(%Array{ref: logits}, ids, top) do
+    with {:ok, rows} <- Native.sampler_logprobs(logits, ids, top) |> Native.await() do
+      {:ok, for({lp, alternatives} <- rows, do: %{logprob: lp, top: alternatives})}
+    end
+  end
 
   @doc "The next token of each row (`{B}` uint32), row `i` drawn by `Enum.at(samplers, i)`."
   @spec sample_rows([reference], Array.t()) :: {:ok, Array.t()} | {:error, Error.t()}

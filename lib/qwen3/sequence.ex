@@ -20,14 +20,17 @@ defmodule Qwen3.Sequence do
     :profile_timing,
     tokens: [],
     text: [],
-    logits: nil
+    logits: nil,
+    logprobs: nil,
+    top_logprobs: 0
   ]
 
   @type t :: %__MODULE__{}
 
   @doc """
   A sequence of at most `limit` new tokens for `model`, with the checked generation options
-  `opts` (`:stop`, `:skip_special_tokens`, `:dump_logits`, `:profile_timing`), started at
+  `opts` (`:stop`, `:skip_special_tokens`, `:dump_logits`, `:logprobs`, `:top_logprobs`,
+  `:profile_timing`), started at
   `started` (`System.monotonic_time/0`).
   """
   @spec new(Model.t(), keyword, pos_integer, integer) :: t
@@ -42,7 +45,9 @@ defmodule Qwen3.Sequence do
       remaining: limit,
       started: started,
       profile_timing: opts[:profile_timing],
-      logits: if(opts[:dump_logits], do: [])
+      logits: if(opts[:dump_logits], do: []),
+      logprobs: if(opts[:logprobs], do: []),
+      top_logprobs: opts[:top_logprobs]
     }
   end
 
@@ -97,15 +102,40 @@ defmodule Qwen3.Sequence do
   end
 
   @doc """
+  How many alternatives per token the sequence keeps log-probabilities of, or nil when it
+  keeps none (`:logprobs` off).
+  """
+  @spec logprobs_wanted(t) :: nil | 0..20
+  def logprobs_wanted(%__MODULE__{logprobs: nil}), do: nil
+  def logprobs_wanted(%__MODULE__{top_logprobs: top}), do: top
+
+  @doc """
+  Keeps the log-probabilities of the token about to be accepted (`Qwen3.Sampler.logprobs/3`
+  for its row), when the options asked for `:logprobs`.
+  """
+  @spec keep_logprobs(t, map | nil) :: t
+  def keep_logprobs(%__MODULE__{logprobs: nil} = seq, _entry), do: seq
+
+  def keep_logprobs(seq, %{logprob: lp, top: top}),
+    do: %{seq | logprobs: [%{logprob: lp, top: top} | seq.logprobs]}
+
+  @doc "The log-probabilities kept for the last token taken (nil when none are kept)."
+  @spec last_logprobs(t) :: map | nil
+  def last_logprobs(%__MODULE__{logprobs: [last | _]}), do: last
+  def last_logprobs(_seq), do: nil
+
+  @doc """
   What a finished sequence produced: `:tokens` (the new ids), `:text` (nil without a
   tokenizer), `:finish_reason`, `:timing` (`:prefill_ms`, `:per_token_ms`, `:total_ms`; nil
-  when not profiled) and, when dumped, `:logits`.
+  when not profiled), with `:logprobs` a list per token of `%{logprob:, top: [{id, logprob}]}`,
+  and, when dumped, `:logits`.
   """
   @spec result(t) :: map
   def result(%__MODULE__{finish_reason: reason} = seq) when reason != nil do
     tokens = Enum.reverse(seq.tokens)
     text = if seq.decoder, do: IO.iodata_to_binary(seq.text)
     result = %{tokens: tokens, text: text, finish_reason: reason, timing: timing(seq, length(tokens))}
+    result = if seq.logprobs, do: Map.put(result, :logprobs, Enum.reverse(seq.logprobs)), else: result
     if seq.logits, do: Map.put(result, :logits, Enum.reverse(seq.logits)), else: result
   end
 

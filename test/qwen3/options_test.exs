@@ -38,7 +38,8 @@ defmodule Qwen3.OptionsTest do
     refute Keyword.has_key?(opts, :temperature)
 
     assert Options.sampler_keys() ==
-             ~w(sampler temperature top_p top_k min_p repetition_penalty repetition_context_size)a
+             ~w(sampler temperature top_p top_k min_p repetition_penalty repetition_context_size
+                presence_penalty frequency_penalty)a
   end
 
   test "a serving's start options go through the same checks, naming the bad one" do

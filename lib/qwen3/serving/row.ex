@@ -75,8 +75,25 @@ defmodule Qwen3.Serving.Row do
     with {:ok, ids} <- Array.from_list(last, dtype: :s32, device: model.device),
          {:ok, logits} <- Model.forward_rows(model, ids, Enum.map(rows, & &1.gen.cache)),
          {:ok, tokens} <- Sampler.sample_rows(Enum.map(rows, & &1.gen.sampler), logits),
-         {:ok, next} <- Array.to_list(tokens) do
-      {:ok, Enum.zip_with(rows, next, &{&1, Generate.accept(&1.gen, &2)})}
+         {:ok, next} <- Array.to_list(tokens),
+         {:ok, logprobs} <- logprobs(rows, logits, next) do
+      {:ok,
+       Enum.zip_with([rows, next, logprobs], fn [row, id, lp] -> {row, Generate.accept(row.gen, id, lp)} end)}
+    end
+  end
+
+  # One host pass for the rows that asked, with the most alternatives any of them wants.
+  defp logprobs(rows, logits, ids) do
+    wanted = Enum.map(rows, &Sequence.logprobs_wanted(&1.gen.sequence))
+
+    case Enum.reject(wanted, &is_nil/1) do
+      [] ->
+        {:ok, Enum.map(rows, fn _ -> nil end)}
+
+      tops ->
+        with {:ok, all} <- Sampler.logprobs(logits, ids, Enum.max(tops)) do
+          {:ok, Enum.zip_with(all, wanted, fn lp, top -> top && %{lp | top: Enum.take(lp.top, top)} end)}
+        end
     end
   end
 

@@ -8,6 +8,7 @@ use mlx::Array;
 use qwen3::sampler::{graph_filtered_logits, host_filtered_logits, Placement, Sampler, SamplerSpec};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 fn random_logits(rows: usize, vocab: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -35,7 +36,29 @@ fn specs() -> Vec<SamplerSpec> {
         spec(0.8, 0, 1.0, 0.05, 1.0),
         spec(0.6, 20, 0.8, 0.02, 1.3),
         spec(0.0, 0, 1.0, 0.0, 1.5),
+        SamplerSpec {
+            presence_penalty: 0.7,
+            frequency_penalty: 0.4,
+            ..spec(0.9, 0, 0.95, 0.0, 1.0)
+        },
+        SamplerSpec {
+            frequency_penalty: -1.5,
+            ..spec(0.0, 0, 1.0, 0.0, 1.2)
+        },
     ]
+}
+
+/// Generated-token counts for the presence and frequency penalties: as the host takes them
+/// and as the `[rows, vocab]` array the graph does.
+fn counts(rows: usize, vocab: usize) -> (HashMap<u32, u32>, Vec<f32>) {
+    let counts = HashMap::from([(5, 1), (17, 2), (40, 3), (2, 1)]);
+    let mut dense = vec![0.0f32; rows * vocab];
+    for r in 0..rows {
+        for (&t, &n) in &counts {
+            dense[r * vocab + t as usize] = n as f32;
+        }
+    }
+    (counts, dense)
 }
 
 /// The graph filters (with the fused CPU kernels, and as MLX graphs) against the host's on
@@ -44,11 +67,12 @@ fn check_graph_against_host(specs: &[SamplerSpec], rows: usize, vocab: usize) {
     let specs = specs.to_vec();
     on_cpu(move || {
         let recent: Vec<u32> = vec![5, 17, 17, 40, 96, 2];
+        let (counted, dense) = counts(rows, vocab);
         for (i, spec) in specs.iter().enumerate() {
             let logits = random_logits(rows, vocab, i as u64);
             let mut host = logits.clone();
             for row in host.chunks_mut(vocab) {
-                host_filtered_logits(spec, row, &recent);
+                host_filtered_logits(spec, row, &recent, &counted);
             }
             let kept = host.iter().filter(|v| v.is_finite()).count();
             assert!(kept >= rows, "{spec:?} keeps at least one token per row");
@@ -60,7 +84,8 @@ fn check_graph_against_host(specs: &[SamplerSpec], rows: usize, vocab: usize) {
                 let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;
                 let hist: Vec<u32> = (0..rows).flat_map(|_| recent.iter().copied()).collect();
                 let hist = Array::from_slice(&hist, &[rows as i32, recent.len() as i32])?;
-                let graph = graph_filtered_logits(spec, &x, Some(&hist))?.to_vec::<f32>();
+                let generated = Array::from_slice(&dense, &[rows as i32, vocab as i32])?;
+                let graph = graph_filtered_logits(spec, &x, Some(&hist), Some(&generated))?.to_vec::<f32>();
                 mlx::fast::set_fused_cpu_kernels(was);
                 for (j, (g, h)) in graph?.iter().zip(&host).enumerate() {
                     assert_eq!(
@@ -109,7 +134,7 @@ fn check_frequencies(placement: Placement) {
             ..spec(0.8, 5, 0.9, 0.0, 1.0)
         };
         let mut expected = base.to_vec();
-        host_filtered_logits(&spec, &mut expected, &[]);
+        host_filtered_logits(&spec, &mut expected, &[], &HashMap::new());
         let probs = qwen3::sampler::host_probabilities(&expected);
         let n: i32 = 4000;
         let logits: Vec<f32> = (0..n).flat_map(|_| base).collect();
@@ -184,6 +209,30 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
     }
 }
 
+/// Greedy with a frequency penalty: a token's logit drops by the penalty each time it is
+/// taken, so on flat-ish logits the argmax moves on after a predictable number of repeats.
+#[test]
+fn frequency_and_presence_penalties_count_generated_tokens() {
+    for placement in [Placement::Graph, Placement::Host] {
+        let picks = on_cpu(move || {
+            let x = Array::from_slice(&[3.0f32, 2.5, 1.0], &[1, 3])?;
+            let spec = SamplerSpec {
+                placement,
+                frequency_penalty: 0.3,
+                presence_penalty: 0.1,
+                ..spec(0.0, 0, 1.0, 0.0, 1.0)
+            };
+            // The prompt does not count: token 0 stays first despite being in it.
+            let mut sampler = Sampler::new(spec, &[vec![0, 0, 0]])?;
+            (0..4)
+                .map(|_| Ok(sampler.sample(&x)?.to_vec::<u32>()?[0]))
+                .collect::<qwen3::Result<Vec<_>>>()
+        });
+        // 3.0; then 3.0 - 0.4 = 2.6 > 2.5; then 3.0 - 0.7 = 2.3 < 2.5: token 1; then 2.3 vs 2.1.
+        assert_eq!(picks, vec![0, 0, 1, 0], "{placement:?}");
+    }
+}
+
 #[test]
 fn greedy_with_penalty_avoids_recent_tokens() {
     for placement in [Placement::Graph, Placement::Host] {
@@ -214,6 +263,14 @@ fn invalid_specs_are_rejected() {
         spec(1.0, 0, 1.0, -0.5, 1.0),
         spec(1.0, 0, 1.0, 0.0, 0.0),
         spec(1.0, 0, 1.0, 0.0, f32::INFINITY),
+        SamplerSpec {
+            presence_penalty: 2.5,
+            ..spec(1.0, 0, 1.0, 0.0, 1.0)
+        },
+        SamplerSpec {
+            frequency_penalty: f32::NAN,
+            ..spec(1.0, 0, 1.0, 0.0, 1.0)
+        },
     ];
     for s in bad {
         let err = s.validate().expect_err(&format!("{s:?} must be rejected"));
@@ -285,4 +342,36 @@ fn a_spec_takes_the_call_then_generation_config_then_the_defaults() {
         ..GenerationConfig::default()
     };
     assert!(SamplerSpec::resolve(&sample, &broken).is_err());
+}
+
+/// Against a direct f64 log-softmax: the taken token's value and the top alternatives in
+/// order; rows are independent; bad requests are refused.
+#[test]
+fn logprobs_are_the_log_softmax_of_the_raw_logits() {
+    let (got, rows, vocab, logits) = on_cpu(|| {
+        let (rows, vocab) = (2, 97);
+        let logits = random_logits(rows, vocab, 5);
+        let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;
+        let got = qwen3::sampler::logprobs(&x, &[3, 90], 5)?;
+        assert!(qwen3::sampler::logprobs(&x, &[3], 5).is_err());
+        assert!(qwen3::sampler::logprobs(&x, &[3, 97], 5).is_err());
+        assert!(qwen3::sampler::logprobs(&x, &[3, 4], 21).is_err());
+        Ok((got, rows, vocab, logits))
+    });
+    for r in 0..rows {
+        let row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let log_z = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let taken = [3usize, 90][r];
+        assert!((got[r].logprob as f64 - (row[taken] - log_z)).abs() < 1e-5);
+        let mut order: Vec<usize> = (0..vocab).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let top: Vec<u32> = got[r].top.iter().map(|&(id, _)| id).collect();
+        assert_eq!(top, order[..5].iter().map(|&i| i as u32).collect::<Vec<_>>());
+        for &(id, lp) in &got[r].top {
+            assert!((lp as f64 - (row[id as usize] - log_z)).abs() < 1e-5);
+        }
+    }
 }

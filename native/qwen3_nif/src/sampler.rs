@@ -8,6 +8,7 @@ use crate::array::ArrayRef;
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::model::ModelRef;
+use crate::reply::Reply;
 use mlx::Pinned;
 use qwen3::sampler::{sample_rows, Sampler, SamplerKind, SamplerOptions, SamplerSpec};
 use qwen3::GenerationConfig;
@@ -74,6 +75,8 @@ fn set(o: &mut SamplerOptions, name: &str, value: Term) -> Result<(), &'static s
         "repetition_penalty" => {
             o.repetition_penalty = given(or_off(value, 1.0, number), "nil or a number > 0")?
         }
+        "presence_penalty" => o.presence_penalty = given(number(value), "a number in [-2, 2]")?,
+        "frequency_penalty" => o.frequency_penalty = given(number(value), "a number in [-2, 2]")?,
         "repetition_context_size" => {
             let n = value.decode::<u64>().ok().map(|n| n as usize);
             o.repetition_context_size = given(n, "an integer >= 0")?;
@@ -153,6 +156,8 @@ fn asked_for(o: &SamplerOptions, setting: &str) -> bool {
         "top_p" => o.top_p.is_some(),
         "min_p" => o.min_p.is_some(),
         "repetition_penalty" => o.repetition_penalty.is_some(),
+        "presence_penalty" => o.presence_penalty.is_some(),
+        "frequency_penalty" => o.frequency_penalty.is_some(),
         _ => true,
     }
 }
@@ -228,5 +233,25 @@ fn sampler_sample_rows(
             .collect::<NifResult<Vec<_>>>()?;
         let mut rows: Vec<&mut Sampler> = held.iter_mut().map(|s| &mut **s).collect();
         Ok(sample_rows(&mut rows, l.get()?)?)
+    })
+}
+
+/// For each row of `logits`, `{logprob, [{id, logprob}]}`: the log-probability of
+/// `tokens[row]` under the raw logits and the `top` most likely tokens.
+#[rustler::nif]
+fn sampler_logprobs(env: Env, logits: ResourceArc<ArrayRef>, tokens: Vec<u32>, top: usize) -> Term {
+    let l = logits.clone();
+    dispatch(env, logits.worker(), move || {
+        let rows = qwen3::sampler::logprobs(l.get()?, &tokens, top)?;
+        let terms: Vec<(f64, Vec<(u32, f64)>)> = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.logprob as f64,
+                    r.top.into_iter().map(|(id, lp)| (id, lp as f64)).collect(),
+                )
+            })
+            .collect();
+        Ok(Reply::term(terms))
     })
 }

@@ -9,11 +9,20 @@ fn scalar(x: f32) -> Result<Array> {
     Ok(Array::scalar(x)?)
 }
 
-/// Logits after penalty, temperature, top-k, top-p and min-p (`recent`: `[B, n]` token ids).
-pub fn filtered_logits(spec: &SamplerSpec, logits: &Array, recent: Option<&Array>) -> Result<Array> {
+/// Logits after the penalties, temperature, top-k, top-p and min-p (`recent`: `[B, n]`
+/// token ids; `counts`: `[B, V]` how often each was generated).
+pub fn filtered_logits(
+    spec: &SamplerSpec,
+    logits: &Array,
+    recent: Option<&Array>,
+    counts: Option<&Array>,
+) -> Result<Array> {
     let mut x = logits.clone();
     if let Some(recent) = recent.filter(|_| spec.repetition_penalty != 1.0) {
         x = repetition_penalty(&x, recent, spec.repetition_penalty)?;
+    }
+    if let Some(counts) = counts.filter(|_| spec.counts_tokens()) {
+        x = count_penalties(&x, counts, spec.presence_penalty, spec.frequency_penalty)?;
     }
     if spec.is_greedy() {
         return Ok(x);
@@ -44,6 +53,25 @@ fn repetition_penalty(x: &Array, recent: &Array, penalty: f32) -> Result<Array> 
         &seen.binary(Binary::Divide, &scalar(penalty)?)?,
     )?;
     Ok(x.put_along_axis(recent, &penalised, -1)?)
+}
+
+/// OpenAI's: `frequency` per time a token was generated, `presence` once if it was.
+fn count_penalties(x: &Array, counts: &Array, presence: f32, frequency: f32) -> Result<Array> {
+    let seen = counts
+        .binary(Binary::Greater, &scalar(0.0)?)?
+        .astype(Dtype::Float32)?;
+    let penalty = counts
+        .multiply(&scalar(frequency)?)?
+        .add(&seen.multiply(&scalar(presence)?)?)?;
+    Ok(x.binary(Binary::Subtract, &penalty)?)
+}
+
+/// `counts` (`[B, V]`) with one more for each row's token in `tokens` (`[B]`).
+pub fn count(counts: &Array, tokens: &Array) -> Result<Array> {
+    let rows = counts.dim(0)?;
+    let tokens = tokens.astype(Dtype::Uint32)?.reshape(&[rows, 1])?;
+    let bumped = counts.take_along_axis(&tokens, -1)?.add(&scalar(1.0)?)?;
+    Ok(counts.put_along_axis(&tokens, &bumped, -1)?)
 }
 
 fn top_k(x: &Array, k: i32) -> Result<Array> {

@@ -4,10 +4,11 @@
 use super::SamplerSpec;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-/// Applies penalty, temperature, top-k, top-p and min-p to `row` in place (dropped → -inf).
-pub fn filtered_logits(spec: &SamplerSpec, row: &mut [f32], recent: &[u32]) {
+/// Applies the penalties, temperature, top-k, top-p and min-p to `row` in place (dropped →
+/// -inf). `counts`: how often each token was generated.
+pub fn filtered_logits(spec: &SamplerSpec, row: &mut [f32], recent: &[u32], counts: &HashMap<u32, u32>) {
     if spec.repetition_penalty != 1.0 {
         let vocab = row.len();
         let seen: BTreeSet<usize> = recent
@@ -22,6 +23,13 @@ pub fn filtered_logits(spec: &SamplerSpec, row: &mut [f32], recent: &[u32]) {
             } else {
                 v / spec.repetition_penalty
             };
+        }
+    }
+    if spec.counts_tokens() {
+        for (&id, &n) in counts {
+            if let Some(v) = row.get_mut(id as usize) {
+                *v -= spec.frequency_penalty * n as f32 + spec.presence_penalty;
+            }
         }
     }
     if spec.is_greedy() {

@@ -9,17 +9,19 @@
 
 mod graph;
 mod host;
+mod logprobs;
 mod spec;
 
 pub use graph::filtered_logits as graph_filtered_logits;
 pub use host::{filtered_logits as host_filtered_logits, softmax as host_probabilities};
+pub use logprobs::{logprobs, TokenLogprobs};
 pub use spec::{InvalidSetting, Placement, SamplerKind, SamplerOptions, SamplerSpec, DEFAULT_TEMPERATURE};
 
 use crate::error::{bail, Result};
 use mlx::{Array, Dtype, Reduce};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// Recent tokens per row, for the repetition penalty.
 enum History {
@@ -29,12 +31,22 @@ enum History {
     Host(Vec<VecDeque<u32>>),
 }
 
+/// How often each row generated each token, for the presence and frequency penalties
+/// (OpenAI's: over the generated tokens only, not the prompt).
+enum Counts {
+    Off,
+    /// `[B, V]` float32, made at the first token (when V is known); possibly lazy.
+    Graph(Option<Array>),
+    Host(Vec<HashMap<u32, u32>>),
+}
+
 /// Per-generation sampling state: the spec, the random stream and the recent tokens.
 pub struct Sampler {
     spec: SamplerSpec,
     key: Array,
     rng: ChaCha8Rng,
     history: History,
+    counts: Counts,
 }
 
 impl Sampler {
@@ -52,11 +64,17 @@ impl Sampler {
                 Placement::Graph => graph_history(&rows)?,
             }
         };
+        let counts = match (spec.counts_tokens(), spec.placement) {
+            (false, _) => Counts::Off,
+            (true, Placement::Graph) => Counts::Graph(None),
+            (true, Placement::Host) => Counts::Host(Vec::new()),
+        };
         Ok(Sampler {
             key: mlx::random::key(spec.seed)?,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             spec,
             history,
+            counts,
         })
     }
 
@@ -79,7 +97,15 @@ impl Sampler {
             History::Graph(h) if h.dim(1)? > 0 => Some(h),
             _ => None,
         };
-        let filtered = graph::filtered_logits(&self.spec, logits, recent)?;
+        if let Counts::Graph(None) = self.counts {
+            let zeros = Array::full(&logits.shape(), 0.0, Dtype::Float32)?;
+            self.counts = Counts::Graph(Some(zeros));
+        }
+        let counts = match &self.counts {
+            Counts::Graph(c) => c.as_ref(),
+            _ => None,
+        };
+        let filtered = graph::filtered_logits(&self.spec, logits, recent, counts)?;
         let tokens = if self.spec.is_greedy() {
             filtered.reduce(Reduce::Argmax, -1, false)?
         } else {
@@ -94,6 +120,9 @@ impl Sampler {
                 self.spec.repetition_context_size,
             )?);
         }
+        if let Counts::Graph(Some(c)) = &self.counts {
+            self.counts = Counts::Graph(Some(graph::count(c, &tokens)?));
+        }
         Ok(tokens)
     }
 
@@ -102,18 +131,31 @@ impl Sampler {
         let (rows, vocab) = (shape[0] as usize, shape[1] as usize);
         let mut values = logits.to_vec::<f32>()?;
         let mut tokens = Vec::with_capacity(rows);
+        if let Counts::Host(c) = &mut self.counts {
+            c.resize_with(rows, HashMap::new);
+        }
+        let no_counts = HashMap::new();
         for (r, row) in values.chunks_mut(vocab).enumerate() {
             let recent: Vec<u32> = match &self.history {
                 History::Host(h) => h.get(r).map(|d| d.iter().copied().collect()).unwrap_or_default(),
                 _ => Vec::new(),
             };
-            host::filtered_logits(&self.spec, row, &recent);
+            let counts = match &self.counts {
+                Counts::Host(c) => &c[r],
+                _ => &no_counts,
+            };
+            host::filtered_logits(&self.spec, row, &recent, counts);
             let token = if self.spec.is_greedy() {
                 host::argmax(row)
             } else {
                 host::draw(row, &mut self.rng)
             };
             tokens.push(token);
+        }
+        if let Counts::Host(c) = &mut self.counts {
+            for (row, &t) in c.iter_mut().zip(&tokens) {
+                *row.entry(t).or_default() += 1;
+            }
         }
         if let History::Host(h) = &mut self.history {
             for (row, &t) in h.iter_mut().zip(&tokens) {

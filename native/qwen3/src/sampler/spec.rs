@@ -48,6 +48,8 @@ pub struct SamplerOptions {
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub repetition_context_size: Option<usize>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,10 @@ pub struct SamplerSpec {
     /// > 1 discourages tokens seen in the last `repetition_context_size` tokens; 1 is off.
     pub repetition_penalty: f32,
     pub repetition_context_size: usize,
+    /// Subtracted once from a token's logit if it was generated before; 0 is off.
+    pub presence_penalty: f32,
+    /// Subtracted per time a token was generated before; 0 is off.
+    pub frequency_penalty: f32,
     pub placement: Placement,
     pub seed: u64,
 }
@@ -94,6 +100,8 @@ impl Default for SamplerSpec {
             min_p: 0.0,
             repetition_penalty: 1.0,
             repetition_context_size: 20,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             placement: Placement::Graph,
             seed: 0,
         }
@@ -125,6 +133,8 @@ impl SamplerSpec {
                 .or(generation.repetition_penalty)
                 .unwrap_or(d.repetition_penalty),
             repetition_context_size: asked.repetition_context_size.unwrap_or(d.repetition_context_size),
+            presence_penalty: asked.presence_penalty.unwrap_or(d.presence_penalty),
+            frequency_penalty: asked.frequency_penalty.unwrap_or(d.frequency_penalty),
             placement: match kind {
                 SamplerKind::SampleHost => Placement::Host,
                 _ => Placement::Graph,
@@ -168,11 +178,23 @@ impl SamplerSpec {
         if !finite(self.repetition_penalty) || self.repetition_penalty <= 0.0 {
             return invalid("repetition_penalty", "a number > 0", self.repetition_penalty);
         }
+        let in_range = |x: f32| x.is_finite() && (-2.0..=2.0).contains(&x);
+        if !in_range(self.presence_penalty) {
+            return invalid("presence_penalty", "a number in [-2, 2]", self.presence_penalty);
+        }
+        if !in_range(self.frequency_penalty) {
+            return invalid("frequency_penalty", "a number in [-2, 2]", self.frequency_penalty);
+        }
         Ok(())
     }
 
     pub fn is_greedy(&self) -> bool {
         self.temperature == 0.0
+    }
+
+    /// Whether the presence or frequency penalty is on (they count generated tokens).
+    pub fn counts_tokens(&self) -> bool {
+        self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
     }
 
     pub(super) fn penalises(&self) -> bool {
