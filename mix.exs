@@ -20,7 +20,7 @@ defmodule Qwen3.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger], mod: {Qwen3.Application, []}]
+    [extra_applications: [:logger, :crypto], mod: {Qwen3.Application, []}]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

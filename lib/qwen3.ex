@@ -65,16 +65,25 @@ defmodule Qwen3 do
 
   @doc """
   A generation's result as a chat turn, as `chat/3` returns it: the answer (`:content`),
-  the think part (`:thinking`, or nil) and `:messages`, the conversation with the reply
-  appended (its think part as `reasoning_content`). For callers that stream a reply and
+  the think part (`:thinking`, or nil), the `:tool_calls` it makes (`Qwen3.ToolCalls`:
+  OpenAI-shaped, taken out of the content) and `:messages`, the conversation with the reply
+  appended (its think part as `reasoning_content`, its calls as `tool_calls`). For callers that stream a reply and
   then continue the conversation, as `mix qwen3.chat` does.
   """
   @spec chat_reply([ChatTemplate.message()], map) :: map
   def chat_reply(messages, result) do
     {thinking, content} = split_thinking(result.text || "")
+    {content, tool_calls} = Qwen3.ToolCalls.parse(content)
     reply = %{role: "assistant", content: content}
     reply = if thinking, do: Map.put(reply, :reasoning_content, thinking), else: reply
-    Map.merge(result, %{content: content, thinking: thinking, messages: messages ++ [reply]})
+    reply = if tool_calls != [], do: Map.put(reply, :tool_calls, tool_calls), else: reply
+
+    Map.merge(result, %{
+      content: content,
+      thinking: thinking,
+      tool_calls: tool_calls,
+      messages: messages ++ [reply]
+    })
   end
 
   def chat!(model, messages, opts \\ []), do: Error.unwrap!(chat(model, messages, opts))
