@@ -86,6 +86,7 @@ defmodule Qwen3.Native do
   def tokenizer_id_to_token(_tokenizer, _id), do: nif_error()
   def tokenizer_vocab_size(_tokenizer, _with_added), do: nif_error()
   def tokenizer_added_tokens(_tokenizer), do: nif_error()
+  def tokenizer_token_bytes(_tokenizer, _ids), do: nif_error()
   def chat_template_new(_source), do: nif_error()
   def chat_template_render(_template, _context), do: nif_error()
   def json_decode(_text), do: nif_error()

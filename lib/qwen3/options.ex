@@ -213,6 +213,9 @@ defmodule Qwen3.Options do
   defp valid?(:atom, v), do: is_atom(v)
   defp valid?(:keyword, v), do: Keyword.keyword?(v)
   defp valid?(:map, v), do: is_map(v)
+  defp valid?(:string_or_nil, v), do: is_nil(v) or (is_binary(v) and v != "")
+  defp valid?(:serving, v), do: is_pid(v) or (is_atom(v) and v != nil)
+  defp valid?(:ip, v), do: is_binary(v) and match?({:ok, _}, :inet.parse_address(String.to_charlist(v)))
   defp valid?({:one_of, values}, v), do: v in values
   defp valid?({:range, lo, hi}, v), do: is_integer(v) and v >= lo and v <= hi
   defp valid?({:struct_or_path, mod}, v), do: is_struct(v, mod) or is_binary(v)
@@ -231,6 +234,9 @@ defmodule Qwen3.Options do
   defp expected(:atom), do: "an atom"
   defp expected(:keyword), do: "a keyword list"
   defp expected(:map), do: "a map"
+  defp expected(:string_or_nil), do: "nil or a non-empty string"
+  defp expected(:serving), do: "a Qwen3.Serving's name or pid"
+  defp expected(:ip), do: "an IP address, such as \"127.0.0.1\""
   defp expected({:one_of, values}), do: "one of #{Enum.map_join(values, ", ", &inspect/1)}"
   defp expected({:range, lo, hi}), do: "an integer from #{lo} to #{hi}"
   defp expected({:struct_or_path, mod}), do: "a #{inspect(mod)} or a checkpoint path / repo id"

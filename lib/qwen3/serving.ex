@@ -89,21 +89,28 @@ defmodule Qwen3.Serving do
   end
 
   @doc """
-  A lazy stream of text chunks (with `tokens: true`, `{text_chunk, token_id}` per token).
-  Halting it removes the request from the batch. Raises `Qwen3.Error` on failure.
+  A lazy stream of text chunks. With `tokens: true` it yields `{text_chunk, token_id}` per
+  token; with `events: true`, `{:token, text_chunk, token_id, logprobs}` per token
+  (`logprobs` nil unless asked for) and last `{:done, result}`, the result
+  `generate/3` would return, or `{:error, %Qwen3.Error{}}` instead of raising. Halting it
+  removes the request from the batch. Otherwise a failure raises `Qwen3.Error`; bad options
+  raise `ArgumentError`.
   """
   @spec stream(pid | atom, term, keyword) :: Enumerable.t()
   def stream(serving, prompt, opts \\ []) do
     {tokens?, opts} = Keyword.pop(opts, :tokens, false)
+    {events?, opts} = Keyword.pop(opts, :events, false)
+    shape = if events?, do: :events, else: if(tokens?, do: :tokens, else: :text)
 
     Stream.resource(
       fn ->
         case submit(serving, prompt, opts, :stream) do
           {:ok, pid, ref, monitor} -> {pid, ref, monitor, :running}
+          {:error, e} when shape == :events -> {:failed, e}
           {:error, e} -> raise e
         end
       end,
-      &next_chunk(&1, tokens?),
+      &next_chunk(&1, shape),
       &close/1
     )
   end
@@ -119,6 +126,21 @@ defmodule Qwen3.Serving do
   @spec stats(pid | atom) :: map | nil
   def stats(serving) when is_pid(serving), do: Board.get(serving)
   def stats(name) when is_atom(name), do: name |> Process.whereis() |> then(&(&1 && Board.get(&1)))
+
+  @doc """
+  The model a serving on this node runs (a pid or a local name): `{:ok, model}`, or
+  `{:error, %Qwen3.Error{kind: :loading}}` while it loads its checkpoint.
+  """
+  @spec model(pid | atom) :: {:ok, Qwen3.Model.t()} | {:error, Error.t()}
+  def model(serving) do
+    case serving |> pid_of() |> then(&(&1 && Board.get(&1))) do
+      nil -> {:error, %Error{kind: :loading, message: "serving #{inspect(serving)} is not ready"}}
+      _stats -> {:ok, GenServer.call(pid_of(serving), :model)}
+    end
+  end
+
+  defp pid_of(pid) when is_pid(pid), do: pid
+  defp pid_of(name) when is_atom(name), do: Process.whereis(name)
 
   @doc "The servings of group `name` on all connected nodes."
   @spec members(atom) :: [pid]
@@ -209,26 +231,38 @@ defmodule Qwen3.Serving do
     end
   end
 
-  defp next_chunk({_, _, _, :done} = state, _tokens?), do: {:halt, state}
+  defp next_chunk({_, _, _, :done} = state, _shape), do: {:halt, state}
+  defp next_chunk({:failed, e}, :events), do: {[{:error, e}], :failed}
+  defp next_chunk(:failed, :events), do: {:halt, :failed}
 
-  defp next_chunk({pid, ref, monitor, :running} = state, tokens?) do
+  defp next_chunk({pid, ref, monitor, :running} = state, shape) do
     receive do
-      {^ref, {:token, text, id}} ->
-        {if(tokens?, do: [{text, id}], else: Enum.reject([text], &(&1 == ""))), state}
+      {^ref, {:token, text, id, logprobs}} ->
+        case shape do
+          :events -> {[{:token, text, id, logprobs}], state}
+          :tokens -> {[{text, id}], state}
+          :text -> {Enum.reject([text], &(&1 == "")), state}
+        end
 
-      {^ref, {:done, _result}} ->
-        {:halt, {pid, ref, monitor, :done}}
+      {^ref, {:done, result}} ->
+        done = {pid, ref, monitor, :done}
+        if shape == :events, do: {[{:done, result}], done}, else: {:halt, done}
 
       {^ref, {:error, e}} ->
-        raise e
+        failed(state, shape, e)
 
       {:DOWN, ^monitor, :process, _, reason} ->
-        raise down_error(pid, reason)
+        failed(state, shape, down_error(pid, reason))
     end
   end
 
+  defp failed({pid, ref, monitor, _}, :events, e), do: {[{:error, e}], {pid, ref, monitor, :done}}
+  defp failed(_state, _shape, e), do: raise(e)
+
   # Halted early (or failed): once the serving has dropped the request (a call, so every
   # token it sent before is already here), its messages are flushed.
+  defp close(:failed), do: :ok
+
   defp close({pid, ref, monitor, state}) do
     if state == :running, do: call(pid, {:cancel, ref})
     Process.demonitor(monitor, [:flush])

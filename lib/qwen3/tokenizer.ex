@@ -61,6 +61,14 @@ defmodule Qwen3.Tokenizer do
   def id_to_token(%__MODULE__{ref: ref}, id) when is_integer(id) and id >= 0,
     do: Native.tokenizer_id_to_token(ref, id)
 
+  @doc """
+  Each token's own bytes, as OpenAI's logprobs report them: a piece of a character has
+  bytes that are not valid UTF-8 on their own (so its text is shown with a replacement
+  character).
+  """
+  @spec token_bytes(t, [non_neg_integer]) :: [binary]
+  def token_bytes(%__MODULE__{ref: ref}, ids) when is_list(ids), do: Native.tokenizer_token_bytes(ref, ids)
+
   @doc "Vocabulary size, with the added tokens (`<|im_start|>`, `<think>`…) unless `false`."
   def vocab_size(%__MODULE__{ref: ref}, with_added \\ true), do: Native.tokenizer_vocab_size(ref, with_added)
 

@@ -7,7 +7,7 @@ defmodule Qwen3.Serving.Server do
 
   use GenServer
 
-  alias Qwen3.{Error, KVCache, Model, Request}
+  alias Qwen3.{Error, KVCache, Model, Request, Sequence}
   alias Qwen3.Serving.{Board, Row}
 
   @scope Qwen3.Serving
@@ -84,6 +84,8 @@ defmodule Qwen3.Serving.Server do
       {:error, reply, state} -> {:reply, reply, publish(state)}
     end
   end
+
+  def handle_call(:model, _from, state), do: {:reply, state.model, state}
 
   def handle_call({:cancel, ref}, _from, state),
     do: {:reply, :ok, state |> drop(&(&1.ref == ref), :cancelled) |> publish()}
@@ -258,7 +260,10 @@ defmodule Qwen3.Serving.Server do
   # A row's new token: sent to a streaming caller; the result once the row finished.
   defp took(state, row, {:token, id, text, gen}) do
     row = %{row | gen: gen}
-    if row.mode == :stream, do: send(row.caller, {row.ref, {:token, text, id}})
+
+    if row.mode == :stream,
+      do: send(row.caller, {row.ref, {:token, text, id, Sequence.last_logprobs(gen.sequence)}})
+
     state = state |> replace(row) |> count(:tokens_generated)
 
     if Row.finished?(row) do

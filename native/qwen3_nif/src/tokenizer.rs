@@ -65,3 +65,39 @@ fn tokenizer_added_tokens(t: ResourceArc<TokenizerRef>) -> Vec<(u32, String, boo
     tokens.sort();
     tokens
 }
+
+/// Each token's own bytes (what OpenAI's logprobs report): a byte-level BPE token's
+/// characters mapped back to the bytes they stand for, an added token's text as it is.
+/// A token that is part of a character has bytes but no valid UTF-8 of its own.
+#[rustler::nif]
+fn tokenizer_token_bytes<'a>(env: rustler::Env<'a>, t: ResourceArc<TokenizerRef>, ids: Vec<u32>) -> Vec<rustler::Binary<'a>> {
+    let byte_level = matches!(
+        t.tokenizer.get_decoder(),
+        Some(tokenizers::DecoderWrapper::ByteLevel(_))
+    );
+    let added = t.tokenizer.get_added_tokens_decoder();
+    ids.iter()
+        .map(|id| {
+            let bytes: Vec<u8> = match (added.get(id), t.tokenizer.id_to_token(*id)) {
+                (Some(token), _) => token.content.clone().into_bytes(),
+                (None, Some(token)) if byte_level => token.chars().filter_map(byte_of).collect(),
+                _ => t.tokenizer.decode(&[*id], false).unwrap_or_default().into_bytes(),
+            };
+            let mut bin = rustler::OwnedBinary::new(bytes.len());
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            bin.release(env)
+        })
+        .collect()
+}
+
+/// GPT-2's byte-level alphabet, reversed: printable bytes stand for themselves, the other
+/// 68 for the characters from U+0100 on, in byte order.
+fn byte_of(c: char) -> Option<u8> {
+    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let code = c as u32;
+    if printable(code) {
+        return Some(code as u8);
+    }
+    let n = code.checked_sub(0x100)?;
+    (0u32..=255).filter(|&b| !printable(b)).nth(n as usize).map(|b| b as u8)
+}
