@@ -225,6 +225,52 @@ def build_chat_model(root, tokenizer_dir):
         shutil.copy(Path(tokenizer_dir) / f, out / f)
 
 
+# What the steered model says after any prompt that ends as a chat template's generation
+# prompt does ("<|im_start|>assistant\n"): a think block, a tool call, the end of its turn.
+STEERED_REPLY = (
+    '<think>Weather first.</think><tool_call>{"name":"get_weather","arguments":{"days":3}}'
+    "</tool_call><|im_end|>"
+)
+
+
+def build_steered_model(root, tokenizer_dir):
+    """The real Qwen3 vocabulary on weights built so that greedy decoding follows one chain
+    of tokens: every layer adds nothing to the residual stream (o_proj and down_proj are
+    zero), each chain token's embedding is its own unit vector, and the LM head row of the
+    token after it is that vector. The chain's tokens are distinct, so the last token alone
+    picks the next. For tests of tool calls and think blocks through the whole stack."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    start = tok.encode("<|im_start|>assistant\n", add_special_tokens=False)[-1]
+    chain = [start] + tok.encode(STEERED_REPLY, add_special_tokens=False)
+    if len(set(chain)) != len(chain):
+        raise SystemExit(f"the steered reply repeats a token: {chain}")
+    shape = {**TINY, "vocab_size": 151936, "hidden_size": 64, "head_dim": 32, "intermediate_size": 128}
+    cfg = hf_config(shape, "float32", False, None)
+    model = qwen3.Model(qwen3.ModelArgs.from_dict(cfg))
+    random_weights(model, 11)
+    rng = np.random.default_rng(11)
+    hidden = shape["hidden_size"]
+    embed = rng.standard_normal((shape["vocab_size"], hidden)).astype(np.float32) * 0.01
+    head = np.zeros((shape["vocab_size"], hidden), np.float32)
+    for this, after in zip(chain, chain[1:]):
+        u = rng.standard_normal(hidden).astype(np.float32)
+        embed[this] = u / np.linalg.norm(u)
+        head[after] = embed[this]
+    weights = [("model.embed_tokens.weight", mx.array(embed)), ("lm_head.weight", mx.array(head))]
+    for i, layer in enumerate(model.model.layers):
+        for name, w in (("self_attn.o_proj", layer.self_attn.o_proj), ("mlp.down_proj", layer.mlp.down_proj)):
+            weights.append((f"model.layers.{i}.{name}.weight", mx.zeros(w.weight.shape)))
+    model.load_weights(weights, strict=False)
+    out = root / "tiny-steered"
+    shutil.rmtree(out, ignore_errors=True)
+    save(out, cfg, model, "float32", 1)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tokenizer_dir) / f, out / f)
+    (out / "steered_reply.txt").write_text(STEERED_REPLY)
+
+
 def main():
     root = Path(sys.argv[1])
     root.mkdir(parents=True, exist_ok=True)
@@ -235,6 +281,7 @@ def main():
         print(name, {c: g["greedy"][:8] for c, g in summary[name]["golden"].items()})
     if len(sys.argv) > 2:
         build_chat_model(root, sys.argv[2])
+        build_steered_model(root, sys.argv[2])
         build_text_fixtures(root, sys.argv[2])
     (root / "variants.json").write_text(json.dumps(sorted(VARIANTS), indent=2))
     (root / "variants.txt").write_text("".join(v + "\n" for v in sorted(VARIANTS)))

@@ -89,8 +89,16 @@ defmodule Qwen3.HTTP.Wire do
           else: {:ok, ""}
 
       true ->
-        with {:ok, length} <- content_length(headers["content-length"], limits[:max_body]) do
-          read_body(socket, length, limits[:read_timeout])
+        case content_length(headers["content-length"], limits[:max_body]) do
+          {:ok, length} ->
+            read_body(socket, length, limits[:read_timeout])
+
+          {:error, too_large, n} ->
+            drain(socket, n, limits[:max_body], limits[:read_timeout])
+            {:error, too_large}
+
+          error ->
+            error
         end
     end
   end
@@ -98,10 +106,36 @@ defmodule Qwen3.HTTP.Wire do
   defp content_length(text, max) do
     case Integer.parse(text) do
       {n, ""} when n >= 0 and n <= max -> {:ok, n}
-      {n, ""} when n > max -> {:error, {413, "the body is over the #{max}-byte limit"}}
+      {n, ""} when n > max -> {:error, {413, "the body is over the #{max}-byte limit"}, n}
       _ -> {:error, {400, "Content-Length is not a byte count"}}
     end
   end
+
+  # A body over the limit is read and dropped when it is not much larger, so that the
+  # client, still sending, reads the 413 instead of a reset connection.
+  defp drain(socket, n, max, timeout) when n <= 4 * max do
+    :ok = :inet.setopts(socket, packet: :raw)
+    deadline = System.monotonic_time(:millisecond) + timeout
+
+    Enum.reduce_while(Stream.iterate(n, &(&1 - 65_536)), :ok, fn left, :ok ->
+      wait = deadline - System.monotonic_time(:millisecond)
+
+      cond do
+        left <= 0 ->
+          {:halt, :ok}
+
+        wait <= 0 ->
+          {:halt, :ok}
+
+        true ->
+          if match?({:ok, _}, :gen_tcp.recv(socket, min(left, 65_536), wait)),
+            do: {:cont, :ok},
+            else: {:halt, :ok}
+      end
+    end)
+  end
+
+  defp drain(_socket, _n, _max, _timeout), do: :ok
 
   defp read_body(_socket, 0, _timeout), do: {:ok, ""}
 

@@ -1,0 +1,65 @@
+defmodule Mix.Tasks.Qwen3.Server do
+  @shortdoc "Serves a Qwen3 checkpoint over an OpenAI-compatible HTTP API"
+  @moduledoc """
+  Starts a `Qwen3.Serving` of the checkpoint and a `Qwen3.HTTP` server in front of it, and
+  runs until stopped.
+
+      mix qwen3.server --model Qwen/Qwen3-0.6B --port 8080
+      mix qwen3.server --model DIR --host 0.0.0.0 --batch-size 8 --api-key KEY
+
+  Options:
+    * `--model DIR|ORG/NAME` (or `QWEN3_MODEL`), `--device cpu|gpu`, `--dtype f32|bf16|f16`
+    * `--port N` (8080; 0 picks a free one), `--host ADDRESS` (127.0.0.1)
+    * `--batch-size N` (8), `--max-len N` (tokens per request slot, 4096), `--max-queue N`
+      (requests waiting beyond the running ones, 64; past it: 429)
+    * `--api-key KEY` (or `QWEN3_API_KEY`): required as `Authorization: Bearer KEY`
+    * `--model-id NAME`: the model's name in the API (default: the checkpoint's folder)
+    * `--port-file PATH`: writes the port once the server listens (for scripts and tests)
+  """
+  use Mix.Task
+  alias Qwen3.CLI
+
+  @switches [
+    port: :integer,
+    host: :string,
+    batch_size: :integer,
+    max_len: :integer,
+    max_queue: :integer,
+    api_key: :string,
+    model_id: :string,
+    port_file: :string
+  ]
+
+  @impl true
+  def run(argv) do
+    opts = CLI.parse!(argv, @switches)
+    model = CLI.load_model!(opts)
+    serving = Qwen3.Server.LLM
+
+    children = [
+      {Qwen3.Serving,
+       model: model,
+       name: serving,
+       batch_size: opts[:batch_size] || 8,
+       max_len: opts[:max_len] || 4096,
+       max_queue: opts[:max_queue] || 64},
+      {Qwen3.HTTP,
+       serving: serving,
+       port: opts[:port] || 8080,
+       host: opts[:host] || "127.0.0.1",
+       api_key: opts[:api_key] || System.get_env("QWEN3_API_KEY"),
+       model_id: opts[:model_id],
+       name: Qwen3.Server.HTTP}
+    ]
+
+    {:ok, _} = Supervisor.start_link(children, strategy: :rest_for_one)
+    port = Qwen3.HTTP.port(Qwen3.Server.HTTP)
+    if opts[:port_file], do: File.write!(opts[:port_file], Integer.to_string(port))
+
+    Mix.shell().info(
+      "Serving #{Path.basename(model.path)} on http://#{opts[:host] || "127.0.0.1"}:#{port}/v1"
+    )
+
+    Process.sleep(:infinity)
+  end
+end
