@@ -7,20 +7,20 @@ defmodule Qwen3.HTTP.Connection do
 
   def serve(socket, config) do
     receive do
-      :socket_ready -> loop(socket, config)
+      :socket_ready -> loop(socket, "", config)
     after
       5_000 -> :gen_tcp.close(socket)
     end
   end
 
-  defp loop(socket, config) do
-    case Wire.read(socket, config) do
-      {:ok, request} ->
+  defp loop(socket, buffer, config) do
+    case Wire.read(socket, buffer, config) do
+      {:ok, request, rest} ->
         keep_alive = keep_alive?(request)
         conn = conn(socket, config, keep_alive)
 
         case API.handle(conn, request) do
-          :keep_alive when keep_alive -> loop(socket, config)
+          :keep_alive when keep_alive -> loop(socket, rest, config)
           _ -> :gen_tcp.close(socket)
         end
 
@@ -29,7 +29,7 @@ defmodule Qwen3.HTTP.Connection do
 
       {:error, {status, message}} ->
         Reply.error(conn(socket, config, false), status, message, nil)
-        :gen_tcp.close(socket)
+        Wire.linger_close(socket)
     end
   end
 

@@ -14,15 +14,7 @@ defmodule Qwen3.HTTP.Listener do
   def init(config) do
     {:ok, ip} = :inet.parse_address(String.to_charlist(config.host))
 
-    opts = [
-      :binary,
-      ip: ip,
-      packet: :http_bin,
-      active: false,
-      reuseaddr: true,
-      backlog: 1024,
-      packet_size: 16_384
-    ]
+    opts = [:binary, ip: ip, packet: :raw, active: false, reuseaddr: true, backlog: 1024]
 
     case :gen_tcp.listen(config.port, opts) do
       {:ok, socket} ->

@@ -1,7 +1,7 @@
 defmodule Qwen3.HTTP.Wire do
   @moduledoc false
   # HTTP/1.1 on a socket: requests read with the VM's own HTTP packet decoding
-  # (`packet: :http_bin`) under deadlines and size limits, responses written whole or
+  # (`:erlang.decode_packet/3`) under deadlines and size limits, responses written whole or
   # chunked (server-sent events).
 
   defmodule Request do
@@ -10,75 +10,99 @@ defmodule Qwen3.HTTP.Wire do
   end
 
   @max_headers 100
+  @max_line 16_384
 
   @doc """
   The next request, or `{:error, :closed}` when the client left between requests, or
   `{:error, {status, message}}` for one that cannot be served (the connection then closes).
-  `limits`: `:read_timeout` (ms for the head, and again for the body), `:max_body` (bytes).
+  `buffer` holds what was read past the previous request; the result carries what was read
+  past this one. `limits`: `:read_timeout` (ms for the head, and again for the body),
+  `:max_body` (bytes). The socket stays in raw mode; the VM decodes the head
+  (`:erlang.decode_packet/3`).
   """
-  def read(socket, limits) do
+  def read(socket, buffer, limits) do
     deadline = System.monotonic_time(:millisecond) + limits[:read_timeout]
-    :ok = :inet.setopts(socket, packet: :http_bin, active: false)
+    :ok = :inet.setopts(socket, packet: :raw, active: false)
 
-    with {:ok, request} <- request_line(socket, deadline),
-         {:ok, headers} <- headers(socket, deadline, %{}),
+    with {:ok, request, buffer} <- request_line(socket, buffer, deadline),
+         {:ok, headers, buffer} <- headers(socket, buffer, deadline, %{}),
          request = %{request | headers: headers},
-         {:ok, body} <- body(socket, request, limits) do
-      {:ok, %{request | body: body}}
+         {:ok, body, buffer} <- body(socket, buffer, request, limits) do
+      {:ok, %{request | body: body}, buffer}
     end
   end
 
-  defp request_line(socket, deadline) do
-    case recv(socket, deadline) do
-      {:ok, {:http_request, method, {:abs_path, target}, version}} ->
+  defp request_line(socket, buffer, deadline) do
+    case packet(socket, buffer, :http_bin, deadline) do
+      {:ok, {:http_request, method, {:abs_path, target}, version}, rest} ->
         {path, query} =
           case String.split(target, "?", parts: 2) do
             [path, query] -> {path, query}
             [path] -> {path, ""}
           end
 
-        {:ok, %Request{method: to_string(method), path: path, query: query, version: version}}
+        {:ok, %Request{method: to_string(method), path: path, query: query, version: version}, rest}
 
-      {:ok, {:http_request, _method, _other, _version}} ->
+      {:ok, {:http_request, _method, _other, _version}, _rest} ->
         {:error, {400, "the request target must be an absolute path"}}
 
-      {:ok, {:http_error, _}} ->
+      {:ok, _other, _rest} ->
         {:error, {400, "malformed request line"}}
 
-      {:error, :timeout} ->
+      {:error, :timeout} when buffer == "" ->
         {:error, {408, "no request arrived in time"}}
 
-      {:error, _} ->
-        {:error, :closed}
+      {:error, :timeout} ->
+        {:error, {408, "the request did not arrive in time"}}
+
+      {:error, _} = error ->
+        error
     end
   end
 
-  defp headers(_socket, _deadline, acc) when map_size(acc) > @max_headers,
+  defp headers(_socket, _buffer, _deadline, acc) when map_size(acc) > @max_headers,
     do: {:error, {431, "more than #{@max_headers} header fields"}}
 
-  defp headers(socket, deadline, acc) do
-    case recv(socket, deadline) do
-      {:ok, {:http_header, _, name, _, value}} ->
-        headers(socket, deadline, Map.put(acc, name |> to_string() |> String.downcase(), value))
+  defp headers(socket, buffer, deadline, acc) do
+    case packet(socket, buffer, :httph_bin, deadline) do
+      {:ok, {:http_header, _, name, _, value}, rest} ->
+        headers(socket, rest, deadline, Map.put(acc, name |> to_string() |> String.downcase(), value))
 
-      {:ok, :http_eoh} ->
-        {:ok, acc}
+      {:ok, :http_eoh, rest} ->
+        {:ok, acc, rest}
 
-      {:ok, {:http_error, _}} ->
+      {:ok, _other, _rest} ->
         {:error, {400, "malformed header field"}}
 
       {:error, :timeout} ->
         {:error, {408, "the request head did not arrive in time"}}
 
-      {:error, :emsgsize} ->
-        {:error, {431, "a header field is too long"}}
-
-      {:error, _} ->
-        {:error, :closed}
+      {:error, _} = error ->
+        error
     end
   end
 
-  defp body(socket, %Request{headers: headers} = request, limits) do
+  # One line of the head, read until it is whole; a line longer than 16 KiB is refused.
+  defp packet(socket, buffer, type, deadline) do
+    case :erlang.decode_packet(type, buffer, []) do
+      {:ok, {:http_error, _}, _rest} ->
+        {:error, {400, "malformed request head"}}
+
+      {:ok, packet, rest} ->
+        {:ok, packet, rest}
+
+      {:more, _} when byte_size(buffer) > @max_line ->
+        {:error, {431, "a line of the request head is over #{@max_line} bytes"}}
+
+      {:more, _} ->
+        with {:ok, data} <- recv(socket, 0, deadline), do: packet(socket, buffer <> data, type, deadline)
+
+      {:error, _} ->
+        {:error, {400, "malformed request head"}}
+    end
+  end
+
+  defp body(socket, buffer, %Request{headers: headers} = request, limits) do
     cond do
       Map.has_key?(headers, "transfer-encoding") ->
         {:error, {411, "send the body with a Content-Length, not Transfer-Encoding"}}
@@ -86,15 +110,16 @@ defmodule Qwen3.HTTP.Wire do
       not Map.has_key?(headers, "content-length") ->
         if request.method in ["POST", "PUT", "PATCH"],
           do: {:error, {411, "a Content-Length header is required"}},
-          else: {:ok, ""}
+          else: {:ok, "", buffer}
 
       true ->
         case content_length(headers["content-length"], limits[:max_body]) do
           {:ok, length} ->
-            read_body(socket, length, limits[:read_timeout])
+            deadline = System.monotonic_time(:millisecond) + limits[:read_timeout]
+            read_body(socket, buffer, length, deadline)
 
           {:error, too_large, n} ->
-            drain(socket, n, limits[:max_body], limits[:read_timeout])
+            drain(socket, n - byte_size(buffer), limits[:max_body], limits[:read_timeout])
             {:error, too_large}
 
           error ->
@@ -111,48 +136,43 @@ defmodule Qwen3.HTTP.Wire do
     end
   end
 
+  defp read_body(_socket, buffer, length, _deadline) when byte_size(buffer) >= length,
+    do: {:ok, binary_part(buffer, 0, length), binary_part(buffer, length, byte_size(buffer) - length)}
+
+  defp read_body(socket, buffer, length, deadline) do
+    case recv(socket, length - byte_size(buffer), deadline) do
+      {:ok, data} -> read_body(socket, buffer <> data, length, deadline)
+      {:error, :timeout} -> {:error, {408, "the request body did not arrive in time"}}
+      {:error, _} = error -> error
+    end
+  end
+
   # A body over the limit is read and dropped when it is not much larger, so that the
   # client, still sending, reads the 413 instead of a reset connection.
   defp drain(socket, n, max, timeout) when n <= 4 * max do
-    :ok = :inet.setopts(socket, packet: :raw)
     deadline = System.monotonic_time(:millisecond) + timeout
 
-    Enum.reduce_while(Stream.iterate(n, &(&1 - 65_536)), :ok, fn left, :ok ->
-      wait = deadline - System.monotonic_time(:millisecond)
-
-      cond do
-        left <= 0 ->
-          {:halt, :ok}
-
-        wait <= 0 ->
-          {:halt, :ok}
-
-        true ->
-          if match?({:ok, _}, :gen_tcp.recv(socket, min(left, 65_536), wait)),
-            do: {:cont, :ok},
-            else: {:halt, :ok}
-      end
-    end)
+    if n > 0 and match?({:ok, _}, recv(socket, min(n, 65_536), deadline)),
+      do: drain_more(socket, n - 65_536, deadline)
   end
 
   defp drain(_socket, _n, _max, _timeout), do: :ok
 
-  defp read_body(_socket, 0, _timeout), do: {:ok, ""}
-
-  defp read_body(socket, length, timeout) do
-    :ok = :inet.setopts(socket, packet: :raw)
-
-    case :gen_tcp.recv(socket, length, timeout) do
-      {:ok, body} -> {:ok, body}
-      {:error, :timeout} -> {:error, {408, "the request body did not arrive in time"}}
-      {:error, _} -> {:error, :closed}
-    end
+  defp drain_more(socket, n, deadline) do
+    if n > 0 and match?({:ok, _}, recv(socket, 0, deadline)), do: drain_more(socket, n - 65_536, deadline)
   end
 
-  defp recv(socket, deadline) do
+  defp recv(socket, length, deadline) do
     case deadline - System.monotonic_time(:millisecond) do
-      left when left > 0 -> :gen_tcp.recv(socket, 0, left)
-      _ -> {:error, :timeout}
+      left when left > 0 ->
+        case :gen_tcp.recv(socket, length, left) do
+          {:error, :timeout} -> {:error, :timeout}
+          {:error, _} -> {:error, :closed}
+          ok -> ok
+        end
+
+      _ ->
+        {:error, :timeout}
     end
   end
 
@@ -171,6 +191,25 @@ defmodule Qwen3.HTTP.Wire do
     503 => "Service Unavailable",
     504 => "Gateway Timeout"
   }
+
+  @doc """
+  Ends a connection after an error reply without losing it: the client may still be
+  sending, and closing with unread data would reset the connection and discard the reply
+  in the client's buffer. So writing stops first, and what arrives is read and dropped
+  for a moment (at most 2 s).
+  """
+  def linger_close(socket) do
+    :gen_tcp.shutdown(socket, :write)
+    :inet.setopts(socket, active: false)
+    deadline = System.monotonic_time(:millisecond) + 2_000
+    drop_until_closed(socket, deadline)
+    :gen_tcp.close(socket)
+  end
+
+  defp drop_until_closed(socket, deadline) do
+    wait = deadline - System.monotonic_time(:millisecond)
+    if wait > 0 and match?({:ok, _}, :gen_tcp.recv(socket, 0, wait)), do: drop_until_closed(socket, deadline)
+  end
 
   @doc "Writes a whole response; `keep_alive?` says whether the connection stays open."
   def send_response(socket, status, headers, body, keep_alive?) do
