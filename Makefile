@@ -58,11 +58,13 @@ demo: setup build
 bench: setup build
 	mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
 
-# NIF round trips, and the Elixir vs native loop on the test fixtures.
-# Qwen3.Serving with 1/4/8 concurrent callers vs the same requests one after another.
+# Qwen3.Serving with 1/4/8 concurrent callers vs the same requests one after another, and
+# streams through Qwen3.HTTP vs straight from the serving.
 bench-serving: setup build
 	mix run bench/serving.exs $(if $(CKPT),$(CKPT),--write-readme)
+	export $(FIXTURES); mix run bench/http.exs $(if $(CKPT),,--write-readme)
 
+# NIF round trips, samplers, and the Elixir vs native loop on the test fixtures.
 bench-micro: setup build
 	mix run bench/nif_round_trip.exs
 	mix run bench/samplers.exs

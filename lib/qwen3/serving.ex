@@ -129,13 +129,14 @@ defmodule Qwen3.Serving do
 
   @doc """
   The model a serving on this node runs (a pid or a local name): `{:ok, model}`, or
-  `{:error, %Qwen3.Error{kind: :loading}}` while it loads its checkpoint.
+  `{:error, %Qwen3.Error{kind: :loading}}` while it loads its checkpoint. Answers at once,
+  even while the serving computes a step.
   """
   @spec model(pid | atom) :: {:ok, Qwen3.Model.t()} | {:error, Error.t()}
   def model(serving) do
-    case serving |> pid_of() |> then(&(&1 && Board.get(&1))) do
+    case serving |> pid_of() |> then(&(&1 && Board.model(&1))) do
       nil -> {:error, %Error{kind: :loading, message: "serving #{inspect(serving)} is not ready"}}
-      _stats -> {:ok, GenServer.call(pid_of(serving), :model)}
+      model -> {:ok, model}
     end
   end
 

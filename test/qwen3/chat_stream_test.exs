@@ -56,4 +56,22 @@ defmodule Qwen3.ChatStreamTest do
     assert Qwen3.JSON.decode!(call.function.arguments) == %{"x" => 1}
     assert ToolCalls.parse("<tool_call>nope</tool_call>") == {"<tool_call>nope</tool_call>", []}
   end
+
+  test "Qwen3.chat/3 returns the steered model's think block and tool call, and continues after it" do
+    model = Qwen3.load!(Qwen3.Fixtures.path("tiny-steered"))
+    want = File.read!(Path.join(Qwen3.Fixtures.path("tiny-steered"), "steered_reply.txt"))
+    messages = [%{role: "user", content: "Weather?"}]
+    {:ok, reply} = Qwen3.chat(model, messages, max_new_tokens: 40)
+
+    assert reply.text <> "<|im_end|>" == want
+    assert reply.thinking == "Weather first." and reply.content == ""
+    assert [%{function: %{name: "get_weather", arguments: args}}] = reply.tool_calls
+    assert Qwen3.JSON.decode!(args) == %{"days" => 3}
+    assert %{role: "assistant", tool_calls: [_]} = List.last(reply.messages)
+
+    # The call goes back into the template with its result, as OpenAI clients send it.
+    [call] = reply.tool_calls
+    turn = reply.messages ++ [%{role: "tool", content: "sunny", tool_call_id: call.id}]
+    assert {:ok, %{tool_calls: [_]}} = Qwen3.chat(model, turn, max_new_tokens: 40)
+  end
 end

@@ -14,7 +14,8 @@ defmodule Qwen3.HTTP.Listener do
   def init(config) do
     {:ok, ip} = :inet.parse_address(String.to_charlist(config.host))
 
-    opts = [:binary, ip: ip, packet: :raw, active: false, reuseaddr: true, backlog: 1024]
+    # nodelay: each streamed chunk leaves at once (Nagle would hold small writes ~40 ms).
+    opts = [:binary, ip: ip, packet: :raw, active: false, reuseaddr: true, backlog: 1024, nodelay: true]
 
     case :gen_tcp.listen(config.port, opts) do
       {:ok, socket} ->

@@ -2,7 +2,7 @@ defmodule Qwen3.Serving.Board do
   @moduledoc false
   # Each serving posts its counters here (a public ETS table per node) after every change,
   # so routing and `Qwen3.Serving.stats/1` read them without waiting for a serving that is
-  # busy computing a step. Another node's board is read with one `:erpc` call. The owner
+  # busy computing a step (the model too, for the HTTP server). Another node's board is read with one `:erpc` call. The owner
   # process drops a serving's entry when that serving exits.
 
   use GenServer
@@ -11,8 +11,16 @@ defmodule Qwen3.Serving.Board do
 
   def start_link(_opts), do: GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
 
-  @doc "Registers the calling serving; its entry goes when it exits."
-  def register(stats), do: GenServer.call(__MODULE__, {:register, self(), stats})
+  @doc "Registers the calling serving and its model; its entries go when it exits."
+  def register(stats, model), do: GenServer.call(__MODULE__, {:register, self(), stats, model})
+
+  @doc "The model of a serving on this node, or nil."
+  def model(pid) do
+    case :ets.lookup(@table, {:model, pid}) do
+      [{_, model}] -> model
+      [] -> nil
+    end
+  end
 
   @doc "Replaces the calling serving's counters."
   def put(stats), do: :ets.insert(@table, {self(), stats})
@@ -57,14 +65,15 @@ defmodule Qwen3.Serving.Board do
   end
 
   @impl true
-  def handle_call({:register, pid, stats}, _from, monitors) do
-    :ets.insert(@table, {pid, stats})
+  def handle_call({:register, pid, stats, model}, _from, monitors) do
+    :ets.insert(@table, [{pid, stats}, {{:model, pid}, model}])
     {:reply, :ok, Map.put(monitors, Process.monitor(pid), pid)}
   end
 
   @impl true
   def handle_info({:DOWN, monitor, :process, pid, _reason}, monitors) do
     :ets.delete(@table, pid)
+    :ets.delete(@table, {:model, pid})
     {:noreply, Map.delete(monitors, monitor)}
   end
 end

@@ -73,7 +73,7 @@ defmodule Qwen3.Serving.Server do
   # Visible to routing only once it can take requests.
   defp joined(state) do
     if state.name, do: :ok = :pg.join(@scope, state.name, self())
-    :ok = Board.register(stats(state))
+    :ok = Board.register(stats(state), state.model)
     state
   end
 
@@ -84,8 +84,6 @@ defmodule Qwen3.Serving.Server do
       {:error, reply, state} -> {:reply, reply, publish(state)}
     end
   end
-
-  def handle_call(:model, _from, state), do: {:reply, state.model, state}
 
   def handle_call({:cancel, ref}, _from, state),
     do: {:reply, :ok, state |> drop(&(&1.ref == ref), :cancelled) |> publish()}

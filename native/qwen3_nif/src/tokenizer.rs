@@ -70,7 +70,11 @@ fn tokenizer_added_tokens(t: ResourceArc<TokenizerRef>) -> Vec<(u32, String, boo
 /// characters mapped back to the bytes they stand for, an added token's text as it is.
 /// A token that is part of a character has bytes but no valid UTF-8 of its own.
 #[rustler::nif]
-fn tokenizer_token_bytes<'a>(env: rustler::Env<'a>, t: ResourceArc<TokenizerRef>, ids: Vec<u32>) -> Vec<rustler::Binary<'a>> {
+fn tokenizer_token_bytes<'a>(
+    env: rustler::Env<'a>,
+    t: ResourceArc<TokenizerRef>,
+    ids: Vec<u32>,
+) -> Vec<rustler::Binary<'a>> {
     let byte_level = matches!(
         t.tokenizer.get_decoder(),
         Some(tokenizers::DecoderWrapper::ByteLevel(_))
@@ -93,11 +97,15 @@ fn tokenizer_token_bytes<'a>(env: rustler::Env<'a>, t: ResourceArc<TokenizerRef>
 /// GPT-2's byte-level alphabet, reversed: printable bytes stand for themselves, the other
 /// 68 for the characters from U+0100 on, in byte order.
 fn byte_of(c: char) -> Option<u8> {
-    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let printable =
+        |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
     let code = c as u32;
     if printable(code) {
         return Some(code as u8);
     }
     let n = code.checked_sub(0x100)?;
-    (0u32..=255).filter(|&b| !printable(b)).nth(n as usize).map(|b| b as u8)
+    (0u32..=255)
+        .filter(|&b| !printable(b))
+        .nth(n as usize)
+        .map(|b| b as u8)
 }
