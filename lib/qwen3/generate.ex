@@ -95,7 +95,7 @@ defmodule Qwen3.Generate do
     %Request{ids: ids, opts: opts} = request
 
     with {:ok, cache, new_ids} <- prepare_cache(model, ids, opts),
-         {:ok, sampler} <- Sampler.new(model, request.spec, opts, ids),
+         {:ok, sampler} <- Sampler.new(model, request.spec, opts, ids, request.constraint),
          {:ok, prompt} <- Array.from_list([new_ids], dtype: :s32, device: model.device),
          {:ok, logits} <- step(model, prompt, cache, opts[:loop]),
          {:ok, token} <- Sampler.sample(sampler, logits),

@@ -72,13 +72,14 @@ defmodule Qwen3.Native do
   def cache_set_left_padding(_cache, _padding), do: nif_error()
   def cache_release(_cache), do: nif_error()
 
-  def sampler_new(_device, _spec, _seed, _history), do: nif_error()
+  def sampler_new(_device, _spec, _seed, _history, _constraint), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()
   def sampler_sample_rows(_samplers, _logits), do: nif_error()
   def sampler_logprobs(_logits, _tokens, _top), do: nif_error()
 
   # These touch no MLX and answer directly: `{:ok, value} | {:error, {kind, message}}`.
   def sampler_spec(_model, _options), do: nif_error()
+  def constraint_new(_model, _tokenizer_json, _kind, _source, _choices), do: nif_error()
   def tokenizer_load(_path), do: nif_error()
   def tokenizer_encode(_tokenizer, _text, _add_special), do: nif_error()
   def tokenizer_decode(_tokenizer, _ids, _skip_special), do: nif_error()

@@ -118,6 +118,29 @@ defmodule Qwen3.Options do
       check: {:range, 0, 20},
       doc: "with `:logprobs`, also the most likely alternatives at each step, `{id, logprob}`"
     ],
+    json_schema: [
+      default: nil,
+      check: :json_schema,
+      doc: "constrains the output to JSON that fits this schema (a map, or JSON text); see `Qwen3.Constraint`"
+    ],
+    regex: [
+      default: nil,
+      check: :string_or_nil,
+      doc: "constrains the output to match this regular expression"
+    ],
+    choice: [default: nil, check: :choices, doc: "constrains the output to one of these strings"],
+    grammar: [
+      default: nil,
+      check: :string_or_nil,
+      doc: "constrains the output to this Lark grammar (llguidance's dialect)"
+    ],
+    constraint_start: [
+      default: :auto,
+      check: {:one_of, [:auto, :first_token, :after_think]},
+      doc:
+        "where a constraint starts: `:auto` after Qwen3's `</think>` when a chat prompt leaves " <>
+          "thinking on (the think block stays free text), else at the first token"
+    ],
     stop: [
       default: [],
       check: :stop,
@@ -213,6 +236,11 @@ defmodule Qwen3.Options do
   defp valid?(:atom, v), do: is_atom(v)
   defp valid?(:keyword, v), do: Keyword.keyword?(v)
   defp valid?(:map, v), do: is_map(v)
+  defp valid?(:json_schema, v), do: is_nil(v) or is_map(v) or is_boolean(v) or (is_binary(v) and v != "")
+
+  defp valid?(:choices, v),
+    do: is_nil(v) or (is_list(v) and v != [] and Enum.all?(v, &(is_binary(&1) and &1 != "")))
+
   defp valid?(:string_or_nil, v), do: is_nil(v) or (is_binary(v) and v != "")
   defp valid?(:serving, v), do: is_pid(v) or (is_atom(v) and v != nil)
   defp valid?(:ip, v), do: is_binary(v) and match?({:ok, _}, :inet.parse_address(String.to_charlist(v)))
@@ -234,6 +262,8 @@ defmodule Qwen3.Options do
   defp expected(:atom), do: "an atom"
   defp expected(:keyword), do: "a keyword list"
   defp expected(:map), do: "a map"
+  defp expected(:json_schema), do: "nil, a JSON Schema map, or its JSON text"
+  defp expected(:choices), do: "nil or a non-empty list of non-empty strings"
   defp expected(:string_or_nil), do: "nil or a non-empty string"
   defp expected(:serving), do: "a Qwen3.Serving's name or pid"
   defp expected(:ip), do: "an IP address, such as \"127.0.0.1\""

@@ -77,12 +77,16 @@ defmodule Qwen3.Sampler do
 
   @doc """
   A sampler for one generation on `model`'s device. `opts` gives `:seed` or `:rng_key`
-  (checked by `Qwen3.Options`); `history` is the prompt, for the repetition penalty.
+  (checked by `Qwen3.Options`); `history` is the prompt, for the repetition penalty; with a
+  `Qwen3.Constraint`, it draws only what the constraint allows.
   """
-  @spec new(Model.t(), Spec.t(), keyword, [non_neg_integer]) :: {:ok, reference} | {:error, Error.t()}
-  def new(%Model{device: device}, %Spec{ref: spec}, opts, history) do
+  @spec new(Model.t(), Spec.t(), keyword, [non_neg_integer], Qwen3.Constraint.t() | nil) ::
+          {:ok, reference} | {:error, Error.t()}
+  def new(%Model{device: device}, %Spec{ref: spec}, opts, history, constraint \\ nil) do
+    constraint = constraint && {constraint.ref, constraint.start}
+
     with {:ok, seed} <- seed(opts) do
-      Native.sampler_new(device, spec, seed, [history]) |> Native.await()
+      Native.sampler_new(device, spec, seed, [history], constraint) |> Native.await()
     end
   end
 

@@ -13,8 +13,13 @@ defmodule Qwen3.HTTPTest do
   setup_all do
     model = Qwen3.load!(Fixtures.chat_model_path())
     serving = :"http_test_serving_#{System.unique_integer([:positive])}"
-    {:ok, _} = Serving.start_link(model: model, name: serving, batch_size: 8, max_len: 512, max_queue: 64)
-    {:ok, http} = Qwen3.HTTP.start_link(serving: serving, port: 0, read_timeout: 1_000, max_body: 1_048_576)
+    # Supervised: stopped (and their caches freed) before the next module, whose memory
+    # measurements must not see them go.
+    start_supervised!({Serving, model: model, name: serving, batch_size: 8, max_len: 512, max_queue: 64})
+
+    http =
+      start_supervised!({Qwen3.HTTP, serving: serving, port: 0, read_timeout: 1_000, max_body: 1_048_576})
+
     {:ok, model: model, serving: serving, port: Qwen3.HTTP.port(http)}
   end
 
@@ -47,8 +52,8 @@ defmodule Qwen3.HTTPTest do
   test "clients that leave mid-stream free their slots at once; the server stays up", %{model: model} do
     # Long enough that the requests could not finish by themselves within the second.
     serving = :"http_leaving_#{System.unique_integer([:positive])}"
-    {:ok, _} = Serving.start_link(model: model, name: serving, batch_size: 8, max_len: 8192)
-    {:ok, http} = Qwen3.HTTP.start_link(serving: serving, port: 0)
+    start_supervised!({Serving, model: model, name: serving, batch_size: 8, max_len: 8192})
+    http = start_supervised!({Qwen3.HTTP, serving: serving, port: 0})
     port = Qwen3.HTTP.port(http)
 
     body =
@@ -171,7 +176,7 @@ defmodule Qwen3.HTTPTest do
 
   test "until its serving is there, the server says 503; then it serves", %{model: model} do
     name = :"http_later_#{System.unique_integer([:positive])}"
-    {:ok, http} = Qwen3.HTTP.start_link(serving: name, port: 0)
+    http = start_supervised!({Qwen3.HTTP, serving: name, port: 0})
     port = Qwen3.HTTP.port(http)
     ask = %{messages: [%{role: "user", content: "hi"}], max_tokens: 2}
 
@@ -179,7 +184,7 @@ defmodule Qwen3.HTTPTest do
     assert {503, _, body} = TestHTTP.request(port, "POST", "/v1/chat/completions", ask)
     assert %{"error" => %{"type" => "server_error"}} = Qwen3.JSON.decode!(body)
 
-    {:ok, _} = Serving.start_link(model: model, name: name)
+    start_supervised!({Serving, model: model, name: name})
     assert {200, _, _} = TestHTTP.request(port, "GET", "/health")
     assert {200, _, _} = TestHTTP.request(port, "POST", "/v1/chat/completions", ask)
     assert {200, _, metrics} = TestHTTP.request(port, "GET", "/metrics")

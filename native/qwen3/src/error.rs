@@ -14,6 +14,8 @@ pub enum Error {
     CacheOverflow(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    InvalidGrammar(String),
 }
 
 impl Error {
@@ -25,6 +27,7 @@ impl Error {
             Error::InvalidArgument(_) => "invalid_argument",
             Error::CacheOverflow(_) => "cache_overflow",
             Error::Io(_) => "io",
+            Error::InvalidGrammar(_) => "invalid_grammar",
         }
     }
 }

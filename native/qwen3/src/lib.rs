@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod constraint;
 mod error;
 pub mod kv_cache;
 pub mod layer;

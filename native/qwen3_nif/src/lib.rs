@@ -4,6 +4,7 @@
 mod args;
 mod array;
 mod chat_template;
+mod constraint;
 mod device;
 mod dispatch;
 mod error;

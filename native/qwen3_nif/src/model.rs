@@ -14,8 +14,12 @@ use std::sync::Arc;
 
 pub struct ModelRef {
     pub model: Pinned<Model>,
-    /// A copy kept off the worker: sampler specs are resolved against it at once.
+    /// Copies kept off the worker: sampler specs and grammars are made without it.
     pub generation: GenerationConfig,
+    pub vocab_size: usize,
+    pub eos_token_ids: Vec<u32>,
+    /// Built at the first constrained call (the token trie of the whole vocabulary).
+    pub grammars: std::sync::OnceLock<Result<Arc<qwen3::constraint::Grammars>, String>>,
 }
 
 #[rustler::resource_impl]
@@ -99,6 +103,9 @@ fn model_load<'a>(
         })?;
         Ok(ResourceArc::new(ModelRef {
             generation: model.generation.clone(),
+            vocab_size: model.config.vocab_size as usize,
+            eos_token_ids: model.eos_token_ids(),
+            grammars: std::sync::OnceLock::new(),
             model: Pinned::new(model, &job_worker)?,
         }))
     })

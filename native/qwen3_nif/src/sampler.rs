@@ -5,6 +5,7 @@
 
 use crate::args::worker_for;
 use crate::array::ArrayRef;
+use crate::constraint::ConstraintRef;
 use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::model::ModelRef;
@@ -163,6 +164,7 @@ fn asked_for(o: &SamplerOptions, setting: &str) -> bool {
 }
 
 /// A sampler on `device`'s worker; `history` holds each batch row's prompt tokens.
+/// `constraint`: nil, or `{constraint, start}` (`start`: the token id it waits for, or nil).
 #[rustler::nif]
 fn sampler_new(
     env: Env,
@@ -170,9 +172,17 @@ fn sampler_new(
     spec: ResourceArc<SpecRef>,
     seed: u64,
     history: Vec<Vec<u32>>,
+    constraint: Option<(ResourceArc<ConstraintRef>, Option<u32>)>,
 ) -> Term {
-    let worker = match worker_for(device, env) {
-        Ok(w) => w,
+    let prepared = (|| {
+        let constraint = match constraint {
+            Some((c, start)) => Some(c.fresh()?.starting_after(start)),
+            None => None,
+        };
+        Ok::<_, NifError>((worker_for(device, env)?, constraint))
+    })();
+    let (worker, constraint) = match prepared {
+        Ok(p) => p,
         Err(e) => return immediate_error(env, e),
     };
     let spec = SamplerSpec {
@@ -182,6 +192,10 @@ fn sampler_new(
     let job_worker = worker.clone();
     dispatch(env, &worker, move || {
         let sampler = Sampler::new(spec, &history)?;
+        let sampler = match constraint {
+            Some(c) => sampler.constrained(c),
+            None => sampler,
+        };
         Ok(ResourceArc::new(SamplerRef {
             sampler: Pinned::new(RefCell::new(sampler), &job_worker)?,
         }))

@@ -17,6 +17,7 @@ pub use host::{filtered_logits as host_filtered_logits, softmax as host_probabil
 pub use logprobs::{logprobs, TokenLogprobs};
 pub use spec::{InvalidSetting, Placement, SamplerKind, SamplerOptions, SamplerSpec, DEFAULT_TEMPERATURE};
 
+use crate::constraint::Constraint;
 use crate::error::{bail, Result};
 use mlx::{Array, Dtype, Reduce};
 use rand_chacha::rand_core::SeedableRng;
@@ -47,6 +48,8 @@ pub struct Sampler {
     rng: ChaCha8Rng,
     history: History,
     counts: Counts,
+    /// With a constraint: it, and the tokens drawn last (lazy), which it must see next.
+    constraint: Option<(Constraint, Option<Array>)>,
 }
 
 impl Sampler {
@@ -75,7 +78,16 @@ impl Sampler {
             spec,
             history,
             counts,
+            constraint: None,
         })
+    }
+
+    /// The sampler, drawing only tokens `constraint` allows (one row only).
+    pub fn constrained(self, constraint: Constraint) -> Sampler {
+        Sampler {
+            constraint: Some((constraint, None)),
+            ..self
+        }
     }
 
     pub fn spec(&self) -> &SamplerSpec {
@@ -85,11 +97,44 @@ impl Sampler {
     /// The next token per row: `[B]` uint32 (lazy with `Placement::Graph`).
     pub fn sample(&mut self, logits: &Array) -> Result<Array> {
         let logits = last_logits(logits)?.astype(Dtype::Float32)?;
+        let logits = self.constrain(logits)?;
         let tokens = match self.spec.placement {
             Placement::Graph => self.sample_in_graph(&logits)?,
             Placement::Host => self.sample_on_host(&logits)?,
         };
+        if let Some((_, last)) = &mut self.constraint {
+            *last = Some(tokens.clone());
+        }
         Ok(tokens)
+    }
+
+    /// The constraint sees the token drawn last, then gives this step's mask; the logits
+    /// start computing first, so that the mask is worked out meanwhile.
+    fn constrain(&mut self, logits: Array) -> Result<Array> {
+        let Some((constraint, last)) = &mut self.constraint else {
+            return Ok(logits);
+        };
+        if logits.dim(0)? != 1 {
+            bail!(InvalidArgument, "a constrained sampler draws one row at a time");
+        }
+        if let Some(tokens) = last.take() {
+            constraint.observe(tokens.to_vec::<u32>()?[0])?;
+        }
+        mlx::async_eval(&[&logits])?;
+        let Some(mask) = constraint.mask()? else {
+            return Ok(logits);
+        };
+        let vocab = logits.dim(1)?;
+        if mask.len() != vocab as usize {
+            bail!(
+                InvalidArgument,
+                "a mask of {} tokens for {vocab} logits",
+                mask.len()
+            );
+        }
+        let allowed = Array::from_slice(&mask, &[1, vocab])?.astype(Dtype::Bool)?;
+        let blocked = Array::scalar(f32::NEG_INFINITY)?;
+        Ok(Array::select(&allowed, &logits, &blocked)?)
     }
 
     fn sample_in_graph(&mut self, logits: &Array) -> Result<Array> {
