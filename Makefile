@@ -64,12 +64,13 @@ bench-serving: setup build
 	mix run bench/serving.exs $(if $(CKPT),$(CKPT),--write-readme)
 	export $(FIXTURES); mix run bench/http.exs $(if $(CKPT),,--write-readme)
 
-# NIF round trips, samplers, and the Elixir vs native loop on the test fixtures.
+# NIF round trips, samplers, the Elixir vs native loop, and what a constraint costs.
 bench-micro: setup build
 	mix run bench/nif_round_trip.exs
 	mix run bench/samplers.exs
 	QWEN3_FUSED_CPU=0 mix run bench/samplers.exs
 	export $(FIXTURES); mix run bench/generate_loops.exs
+	export $(FIXTURES); mix run bench/constraint.exs --write-readme
 
 # Bounded-time mutation fuzzing of the checkpoint loader (QWEN3_FUZZ_SECONDS, QWEN3_FUZZ_SEED).
 fuzz: setup

@@ -10,19 +10,6 @@ alias Qwen3.{Model, Serving}
 
 {opts, _} = OptionParser.parse!(System.argv(), strict: [write_readme: :boolean])
 
-with_tokenizer = fn dir ->
-  linked = Path.join(System.tmp_dir!(), "qwen3-bench-#{Path.basename(dir)}-tokenized")
-  File.rm_rf!(linked)
-  File.mkdir_p!(linked)
-  tokenizer = System.fetch_env!("QWEN3_TOKENIZER_DIR")
-  for f <- File.ls!(dir), do: File.ln_s!(Path.join(dir, f), Path.join(linked, f))
-
-  for f <- ~w(tokenizer.json tokenizer_config.json),
-      do: File.ln_s!(Path.join(tokenizer, f), Path.join(linked, f))
-
-  linked
-end
-
 dirs = [
   Path.join(System.fetch_env!("QWEN3_FIXTURES"), "tiny-chat")
   | Enum.map(Bench.checkpoints(["0.6b-bf16"]), with_tokenizer)
@@ -84,7 +71,6 @@ end
 header = Bench.machine()
 IO.puts(header <> "\n")
 f = &:erlang.float_to_binary(&1 / 1, decimals: 2)
-signed = fn x -> if x >= 0, do: "+" <> f.(x), else: "−" <> f.(-x) end
 
 rows =
   for dir <- dirs do
@@ -125,9 +111,9 @@ rows =
         |> String.replace_suffix("-tokenized", ""),
         "#{c}",
         "#{f.(d_ttft)} / #{f.(h_ttft)}",
-        "**#{signed.(h_ttft - d_ttft)}**",
+        "**#{Bench.signed(h_ttft - d_ttft)}**",
         "#{f.(d_tok)} / #{f.(h_tok)}",
-        "**#{signed.((h_tok / d_tok - 1) * 100)}%**"
+        "**#{Bench.signed((h_tok / d_tok - 1) * 100)}%**"
       ]
 
       IO.puts(Enum.join(row, "  "))

@@ -37,5 +37,25 @@ defmodule Bench do
     IO.puts(:stderr, "wrote the table into #{path}")
   end
 
+  @doc "A folder that shows checkpoint `dir` with the real Qwen3 tokenizer beside its files."
+  def with_tokenizer(dir) do
+    linked = Path.join(System.tmp_dir!(), "qwen3-bench-#{Path.basename(dir)}-tokenized")
+    File.rm_rf!(linked)
+    File.mkdir_p!(linked)
+    tokenizer = System.fetch_env!("QWEN3_TOKENIZER_DIR")
+    for f <- File.ls!(dir), do: File.ln_s!(Path.join(dir, f), Path.join(linked, f))
+
+    for f <- ~w(tokenizer.json tokenizer_config.json),
+        do: File.ln_s!(Path.join(tokenizer, f), Path.join(linked, f))
+
+    linked
+  end
+
+  @doc "A difference with its sign, two decimals."
+  def signed(x) do
+    text = :erlang.float_to_binary(abs(x) / 1, decimals: 2)
+    if x >= 0, do: "+" <> text, else: "−" <> text
+  end
+
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
 end

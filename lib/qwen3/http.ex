@@ -52,7 +52,8 @@ defmodule Qwen3.HTTP do
       `temperature` (0 is greedy), `top_p`, `top_k`, `min_p`, `presence_penalty`,
       `frequency_penalty`, `repetition_penalty`, `seed`, `stop`, `stream` (server-sent events)
       with `stream_options.include_usage`, `logprobs` + `top_logprobs`, `tools` +
-      `tool_choice` (`auto`, `none`), `chat_template_kwargs.enable_thinking`. The `<think>`
+      `tool_choice` (`auto`, `none`), `response_format` (`json_object`, `json_schema`:
+      constrained decoding, `Qwen3.Constraint`), `chat_template_kwargs.enable_thinking`. The `<think>`
       block comes back as `reasoning_content`, Qwen3's `<tool_call>`s as `tool_calls`
       (`finish_reason: "tool_calls"`). Sampling settings a request leaves unset take the
       checkpoint's `generation_config.json`.

@@ -105,6 +105,16 @@ defmodule Qwen3.HTTPOpenAITest do
     assert lp["n"] == 5 and lp["tokens"] == lp["content"] and lp["first_is_top"]
     assert Enum.all?(lp["top"], &(length(&1) == 3)) and Enum.all?(lp["values"], &(&1 <= 0))
 
+    assert seen["json_schema"]["finish_reason"] == "stop"
+    assert %{"n" => n} = Qwen3.JSON.decode!(seen["json_schema"]["content"])
+    assert n in 1..5
+    assert seen["json_object"]["finish_reason"] in ["stop", "length"]
+
+    if seen["json_object"]["finish_reason"] == "stop",
+      do: assert(is_map(Qwen3.JSON.decode!(seen["json_object"]["content"])))
+
+    assert seen["bad_schema"]["status"] == 400
+
     # The steered model's reply: a think block and a call, parsed whole and streamed.
     call = %{"name" => "get_weather", "arguments" => %{"days" => 3}}
     assert seen["tools"]["finish_reason"] == "tool_calls"

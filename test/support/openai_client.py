@@ -78,6 +78,17 @@ out["logprobs"] = {
     "values": [e.logprob for e in lp],
 }
 
+# Structured output: a JSON Schema, and any JSON object (thinking off, so that the
+# constraint starts at once).
+no_think = {"chat_template_kwargs": {"enable_thinking": False}}
+schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 5}}, "required": ["n"], "additionalProperties": False}
+fmt = {"type": "json_schema", "json_schema": {"name": "count", "schema": schema}}
+r = chat(max_tokens=40, temperature=0.8, seed=3, response_format=fmt, extra_body=no_think)
+out["json_schema"] = {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
+r = chat(max_tokens=60, temperature=0, response_format={"type": "json_object"}, extra_body=no_think)
+out["json_object"] = {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
+out["bad_schema"] = status_of(lambda: chat(max_tokens=4, response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}))
+
 # Tool calls and the think block, from the steered model, whole and streamed.
 tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]
 steered = openai.OpenAI(base_url=STEERED, api_key=KEY, max_retries=0, timeout=60)

@@ -150,12 +150,12 @@ defmodule Qwen3.HTTP.Params do
     with :ok <- check(body, "tools", &is_list/1, "tools must be a list"),
          :ok <- check(body, "chat_template_kwargs", &is_map/1, "chat_template_kwargs must be an object"),
          :ok <- known_kwargs(kwargs),
-         :ok <- response_format(body["response_format"]),
+         {:ok, format} <- response_format(body["response_format"]),
          {:ok, tools} <- tool_choice(body["tool_choice"], body["tools"]) do
       thinking =
         if is_boolean(kwargs["enable_thinking"]), do: [enable_thinking: kwargs["enable_thinking"]], else: []
 
-      {:ok, opts ++ thinking ++ if(tools, do: [tools: tools], else: [])}
+      {:ok, opts ++ thinking ++ format ++ if(tools, do: [tools: tools], else: [])}
     end
   end
 
@@ -170,11 +170,20 @@ defmodule Qwen3.HTTP.Params do
     end
   end
 
-  defp response_format(nil), do: :ok
-  defp response_format(%{"type" => "text"}), do: :ok
+  # Structured output through `Qwen3.Constraint`: any JSON object, or a schema.
+  defp response_format(nil), do: {:ok, []}
+  defp response_format(%{"type" => "text"}), do: {:ok, []}
+  defp response_format(%{"type" => "json_object"}), do: {:ok, [json_schema: %{"type" => "object"}]}
+
+  defp response_format(%{"type" => "json_schema", "json_schema" => %{"schema" => schema}})
+       when is_map(schema) or is_boolean(schema),
+       do: {:ok, [json_schema: schema]}
 
   defp response_format(_),
-    do: {:error, "response_format", "only {\"type\": \"text\"} is supported; constrained decoding is not yet"}
+    do:
+      {:error, "response_format",
+       "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or " <>
+         "{\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}"}
 
   defp tool_choice(choice, tools) when choice in [nil, "auto"], do: {:ok, tools}
   defp tool_choice("none", _tools), do: {:ok, nil}

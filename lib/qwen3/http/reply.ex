@@ -34,11 +34,28 @@ defmodule Qwen3.HTTP.Reply do
   @doc "The status for a generation's error."
   def status(%Error{kind: kind}) do
     case kind do
-      :overloaded -> 429
-      kind when kind in [:cache_overflow, :empty_prompt, :invalid_argument, :not_found, :tokenizer] -> 400
-      :timeout -> 504
-      kind when kind in [:loading, :node_down, :serving_down, :worker_gone] -> 503
-      _ -> 500
+      :overloaded ->
+        429
+
+      kind
+      when kind in [
+             :cache_overflow,
+             :empty_prompt,
+             :invalid_argument,
+             :invalid_grammar,
+             :not_found,
+             :tokenizer
+           ] ->
+        400
+
+      :timeout ->
+        504
+
+      kind when kind in [:loading, :node_down, :serving_down, :worker_gone] ->
+        503
+
+      _ ->
+        500
     end
   end
 
