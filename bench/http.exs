@@ -10,10 +10,7 @@ alias Qwen3.{Model, Serving}
 
 {opts, _} = OptionParser.parse!(System.argv(), strict: [write_readme: :boolean])
 
-dirs = [
-  Path.join(System.fetch_env!("QWEN3_FIXTURES"), "tiny-chat")
-  | Enum.map(Bench.checkpoints(["0.6b-bf16"]), with_tokenizer)
-]
+dirs = Bench.tokenized_checkpoints()
 
 now = fn -> System.monotonic_time(:microsecond) end
 
@@ -105,10 +102,7 @@ rows =
       h_tok = med.(fn {_, h} -> Enum.map(h, &elem(&1, 1)) end)
 
       row = [
-        dir
-        |> Path.basename()
-        |> String.replace_prefix("qwen3-bench-", "")
-        |> String.replace_suffix("-tokenized", ""),
+        Bench.name(dir),
         "#{c}",
         "#{f.(d_ttft)} / #{f.(h_ttft)}",
         "**#{Bench.signed(h_ttft - d_ttft)}**",
@@ -131,15 +125,4 @@ head = [
   "HTTP per-token cost"
 ]
 
-md =
-  ([head, Enum.map(head, fn _ -> "---" end)] ++ rows)
-  |> Enum.map_join("\n", &("| " <> Enum.join(&1, " | ") <> " |"))
-
-report = """
-#{Date.utc_today()} · #{header}
-
-#{md}
-"""
-
-IO.puts("\n" <> report)
-if opts[:write_readme], do: Bench.write_readme("http", report)
+Bench.report("http", header, head, rows, [], opts[:write_readme])

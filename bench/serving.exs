@@ -102,15 +102,4 @@ head = [
   "same tokens"
 ]
 
-md =
-  ([head, Enum.map(head, fn _ -> "---" end)] ++ rows)
-  |> Enum.map_join("\n", &("| " <> Enum.join(&1, " | ") <> " |"))
-
-report = """
-#{Date.utc_today()} · #{header}
-
-#{md}
-"""
-
-IO.puts("\n" <> report)
-if opts[:write_readme], do: Bench.write_readme("serving", report)
+Bench.report("serving", header, head, rows, [], opts[:write_readme])

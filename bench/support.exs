@@ -51,6 +51,36 @@ defmodule Bench do
     linked
   end
 
+  @doc """
+  Checkpoints with the real tokenizer (for the text APIs): the tiny-chat test fixture, and
+  the 0.6B-shaped benchmark checkpoint seen through a folder that adds the tokenizer.
+  """
+  def tokenized_checkpoints do
+    [
+      Path.join(System.fetch_env!("QWEN3_FIXTURES"), "tiny-chat")
+      | Enum.map(checkpoints(["0.6b-bf16"]), &with_tokenizer/1)
+    ]
+  end
+
+  @doc "A checkpoint's name in the tables."
+  def name(dir),
+    do:
+      dir
+      |> Path.basename()
+      |> String.replace_prefix("qwen3-bench-", "")
+      |> String.replace_suffix("-tokenized", "")
+
+  @doc "Prints the dated Markdown table of `rows` under `head` (and the `notes`), and writes it into bench/README.md's `tag` section when asked."
+  def report(tag, header, head, rows, notes, write?) do
+    md =
+      ([head, Enum.map(head, fn _ -> "---" end)] ++ rows)
+      |> Enum.map_join("\n", &("| " <> Enum.join(&1, " | ") <> " |"))
+
+    report = "#{Date.utc_today()} · #{header}\n\n#{md}\n" <> Enum.map_join(notes, &("\n" <> &1 <> "\n"))
+    IO.puts("\n" <> report)
+    if write?, do: write_readme(tag, report)
+  end
+
   @doc "A difference with its sign, two decimals."
   def signed(x) do
     text = :erlang.float_to_binary(abs(x) / 1, decimals: 2)

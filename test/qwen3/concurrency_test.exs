@@ -36,7 +36,7 @@ defmodule Qwen3.ConcurrencyTest do
 
   test "a caller killed mid-generation frees its KV cache", %{model: model} do
     max_len = 4096
-    baseline = wait_for_active(fn _ -> false end, 3)
+    baseline = settled_active()
     parent = self()
 
     caller =
@@ -56,7 +56,7 @@ defmodule Qwen3.ConcurrencyTest do
   end
 
   test "a stream_to receiver that dies stops the generation and frees its cache", %{chat: model} do
-    baseline = wait_for_active(fn _ -> false end, 3)
+    baseline = settled_active()
     parent = self()
 
     receiver =
@@ -80,7 +80,7 @@ defmodule Qwen3.ConcurrencyTest do
   end
 
   test "a generation past its :timeout returns a tagged error and frees its cache", %{model: model} do
-    baseline = wait_for_active(fn _ -> false end, 3)
+    baseline = settled_active()
 
     assert {:error, %Qwen3.Error{kind: :timeout, message: msg}} =
              Generate.generate([1, 2], model, max_len: 100_000, max_new_tokens: 100_000, timeout: 50)

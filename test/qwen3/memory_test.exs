@@ -6,7 +6,7 @@ defmodule Qwen3.MemoryTest do
   import Qwen3.MemoryHelpers
 
   test "an array held by a process that dies is freed on the worker" do
-    baseline = Qwen3.Memory.stats!().active
+    baseline = settled_active()
     bytes = 16 * 1024 * 1024
     parent = self()
 

@@ -16,6 +16,22 @@ defmodule Qwen3.MemoryHelpers do
     end
   end
 
+  @doc """
+  MLX active bytes once nothing else is being freed: every process's garbage collected (an
+  earlier test's arrays may still sit in some heap) and three reads 20 ms apart agree.
+  Baselines taken this way are not undercut by another test's late frees.
+  """
+  def settled_active(tries \\ 100) do
+    Enum.each(Process.list(), &:erlang.garbage_collect/1)
+    reads = for _ <- 1..3, do: Process.sleep(20) && Qwen3.Memory.stats!().active
+
+    case Enum.uniq(reads) do
+      [active] -> active
+      _ when tries == 0 -> List.last(reads)
+      _ -> settled_active(tries - 1)
+    end
+  end
+
   @doc "Bytes one KV cache of `max_len` positions holds for `model` (keys and values, all layers)."
   def cache_bytes(model, max_len) do
     i = model.info
