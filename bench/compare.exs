@@ -1,7 +1,10 @@
-# This project vs mlx-lm, side by side in one run, on the same checkpoints and MLX wheel.
+# This project vs mlx-lm and llama.cpp, side by side in one run, on the same checkpoints.
 #   mix run bench/compare.exs [--budget S] [--only NAME,...] [--write-readme] [CKPT_DIR ...]
 # Without directories it builds (once, into the cache) random checkpoints with the real
-# Qwen3-0.6B shapes in bf16, 8-bit and 4-bit, and the tiny test shape (bench/checkpoints.py).
+# Qwen3-0.6B shapes in bf16, 8-bit and 4-bit, and the tiny test shape (bench/checkpoints.py),
+# and the same 0.6B weights as GGUF for llama.cpp (bench/gguf_checkpoint.py; F32 and BF16
+# beside the bf16 checkpoint, Q8_0 beside 8-bit, Q4_0 beside 4-bit). Ours runs with the
+# weights as stored (the default) and widened to float32 at load (the path before).
 # See bench/README.md for what each column means.
 alias Qwen3.{Generate, Memory, Model}
 
@@ -81,15 +84,58 @@ bandwidth = fn ->
   out |> String.trim() |> String.to_float()
 end
 
-ours = fn dir ->
+# The llama.cpp side (scripts/setup_llama_cpp.sh installs it): GGUF files of the 0.6B bf16
+# checkpoint's weights, by the checkpoint they stand beside.
+gguf_types = %{"0.6b-bf16" => ~w(F32 BF16), "0.6b-8bit" => ~w(Q8_0), "0.6b-4bit" => ~w(Q4_0)}
+
+llama_cpp = fn name, vocab ->
+  {dir, 0} = System.cmd("scripts/setup_llama_cpp.sh", [])
+  dir = String.trim(dir)
+  File.cp!("bench/llama_cpp_side.mjs", Path.join(dir, "llama_cpp_side.mjs"))
+  [source] = Bench.checkpoints(["0.6b-bf16"])
+  gguf_dir = Path.join(Path.dirname(source), "gguf")
+  File.mkdir_p!(gguf_dir)
+
+  for type <- Map.get(gguf_types, name, []) do
+    file = Path.join(gguf_dir, "0.6b-#{type}.gguf")
+
+    unless File.exists?(file) do
+      IO.puts(:stderr, "==> writing #{file}")
+      part = file <> ".part"
+      args = ["bench/gguf_checkpoint.py", source, System.fetch_env!("QWEN3_TOKENIZER_DIR"), part, type]
+      {_, 0} = System.cmd(python, args)
+      File.rename!(part, file)
+    end
+
+    IO.puts(:stderr, "==> #{name}: llama.cpp #{type}")
+
+    args = [
+      Path.join(dir, "llama_cpp_side.mjs"),
+      file,
+      "--vocab",
+      "#{vocab}",
+      "--prompt-lens",
+      Enum.join(prompt_lens, ","),
+      "--decode",
+      "#{decode_tokens}",
+      "--threads",
+      "#{:erlang.system_info(:logical_processors)}"
+    ]
+
+    {out, 0} = System.cmd("node", args)
+    {type, out |> String.split("\n", trim: true) |> List.last() |> Qwen3.JSON.decode!()}
+  end
+end
+
+ours = fn dir, weights, loops ->
   # The previous checkpoint's model is garbage by now; collect it so its memory is freed.
   :erlang.garbage_collect()
-  model = Model.load!(dir)
+  model = Model.load!(dir, weights: weights)
   :ok = Memory.clear_cache()
   :ok = Memory.reset_peak()
-  pre = for loop <- [:elixir, :native], n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop)}
-  # Alternate the two loops so drift in machine load hits both alike.
-  gaps = for _ <- 1..runs, loop <- [:elixir, :native], do: {loop, decode_gaps.(model, loop)}
+  pre = for loop <- loops, n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop)}
+  # Alternate the loops so drift in machine load hits both alike.
+  gaps = for _ <- 1..runs, loop <- loops, do: {loop, decode_gaps.(model, loop)}
 
   dec =
     for {loop, runs_gaps} <- Enum.group_by(gaps, &elem(&1, 0), &elem(&1, 1)), into: %{} do
@@ -109,7 +155,9 @@ rows =
   for dir <- dirs do
     name = Path.basename(dir)
     IO.puts(:stderr, "==> #{name}: ours")
-    o = ours.(dir)
+    o = ours.(dir, :stored, [:elixir, :native])
+    IO.puts(:stderr, "==> #{name}: ours, weights widened at load")
+    wide = ours.(dir, :widened, [:elixir])
     IO.puts(:stderr, "==> #{name}: mlx-lm (checkpoint dtype)")
     ref = mlx_lm.(dir, "checkpoint")
     # Quantized layers stay quantized under set_dtype: a float32 run would repeat the first.
@@ -119,7 +167,8 @@ rows =
         mlx_lm.(dir, "float32")
       end
 
-    %{name: name, ours: o, ref: ref, ref32: ref32}
+    llama = llama_cpp.(name, o.info.vocab_size)
+    %{name: name, ours: o, wide: wide, ref: ref, ref32: ref32, llama: llama}
   end
 
 mb = fn bytes -> "#{round(bytes / 1_048_576)}" end
@@ -139,27 +188,44 @@ ref_decode = fn r ->
   {d["median_ms"], "#{f1.(d["median_ms"])} / #{f1.(d["p95_ms"])}#{suffix}"}
 end
 
+# The dtype ours computes in, and what its weights are held as.
+form = fn info ->
+  held =
+    cond do
+      info.weights == :widened -> "#{info.dtype} weights"
+      info.quantized == :packed -> "packed weights"
+      true -> "weights as stored"
+    end
+
+  "#{info.dtype}, #{held}"
+end
+
+our_line = fn name, o, loop, label ->
+  d = o.decode[loop]
+  roof = o.info.weight_bytes / 1.0e9 / gbs * 1000
+
+  [
+    name,
+    "#{label} (#{form.(o.info)})",
+    f1.(o.prefill[{loop, 128}].tok_s),
+    f1.(o.prefill[{loop, 512}].tok_s),
+    "#{f2.(d.median_ms)} / #{f2.(d.p95_ms)}",
+    "#{f1.(1000 / d.median_ms)}",
+    "#{mb.(o.mlx_peak)} / #{mb.(o.rss)}",
+    "#{mb.(o.info.weight_bytes)}",
+    "#{round(100 * roof / d.median_ms)}%"
+  ]
+end
+
 table =
-  for %{name: name, ours: o, ref: ref, ref32: ref32} <- rows do
+  for %{name: name, ours: o, wide: wide, ref: ref, ref32: ref32, llama: llama} <- rows do
     info = o.info
-    dtype = "#{info.dtype}#{if info.quantized != :none, do: ", dequantized"}"
 
-    lines =
-      for {loop, label} <- [elixir: "ours, Elixir loop (#{dtype})", native: "ours, native step (#{dtype})"] do
-        d = o.decode[loop]
-        roof = info.weight_bytes / 1.0e9 / gbs * 1000
-
-        [
-          name,
-          label,
-          f1.(o.prefill[{loop, 128}].tok_s),
-          f1.(o.prefill[{loop, 512}].tok_s),
-          "#{f2.(d.median_ms)} / #{f2.(d.p95_ms)}",
-          "#{f1.(1000 / d.median_ms)}",
-          "#{mb.(o.mlx_peak)} / #{mb.(o.rss)}",
-          "#{round(100 * roof / d.median_ms)}%"
-        ]
-      end
+    lines = [
+      our_line.(name, o, :elixir, "ours, Elixir loop"),
+      our_line.(name, o, :native, "ours, native step"),
+      our_line.(name, wide, :elixir, "ours, Elixir loop")
+    ]
 
     refs =
       for {r, label} <- [{ref, "mlx-lm (checkpoint dtype)"}, {ref32, "mlx-lm (float32)"}], r != nil do
@@ -173,6 +239,24 @@ table =
           dec,
           f1.(1000 / med),
           "#{mb.(r["mlx_peak_bytes"])} / #{mb.(r["max_rss_bytes"])}",
+          "",
+          ""
+        ]
+      end
+
+    llamas =
+      for {type, r} <- llama do
+        {med, dec} = ref_decode.(r)
+
+        [
+          name,
+          "llama.cpp #{type}, #{r["threads"]} threads",
+          elem(ref_prefill.(r, 0), 1),
+          elem(ref_prefill.(r, 1), 1),
+          dec,
+          f1.(1000 / med),
+          "– / #{mb.(r["max_rss_bytes"])}",
+          "",
           ""
         ]
       end
@@ -183,12 +267,28 @@ table =
     ed = o.decode[:elixir].median_ms
     nd = o.decode[:native].median_ms
 
+    # Against llama.cpp at the same bits (BF16 for the bf16 checkpoint).
+    vs_llama =
+      case Enum.find(llama, fn {t, _} -> t in ~w(BF16 Q8_0 Q4_0) end) do
+        {type, r} ->
+          {lp, _} = ref_prefill.(r, 1)
+          {ld, _} = ref_decode.(r)
+
+          "; vs llama.cpp #{type}: decode #{ratio.(ld, ed)}, prefill 512 " <>
+            ratio.(o.prefill[{:elixir, 512}].tok_s, lp)
+
+        nil ->
+          ""
+      end
+
     summary =
       "#{name}: ours (Elixir loop) / mlx-lm: prefill 512 #{ratio.(o.prefill[{:elixir, 512}].tok_s, rp)}, " <>
-        "decode #{ratio.(rd, ed)}; per-token time ours/mlx-lm #{f2.(ed / rd)}; Elixir loop / native step " <>
-        "#{Float.round(ed / nd, 3)}; bytes per token #{mb.(info.weight_bytes)} MB"
+        "decode #{ratio.(rd, ed)}#{vs_llama}; as stored vs widened: decode " <>
+        "#{ratio.(wide.decode[:elixir].median_ms, ed)}, prefill 512 " <>
+        "#{ratio.(o.prefill[{:elixir, 512}].tok_s, wide.prefill[{:elixir, 512}].tok_s)}; Elixir loop / " <>
+        "native step #{Float.round(ed / nd, 3)}; bytes per token #{mb.(info.weight_bytes)} MB"
 
-    {lines ++ refs, summary}
+    {lines ++ refs ++ llamas, summary}
   end
 
 head = [
@@ -199,6 +299,7 @@ head = [
   "decode ms/token (median / p95)",
   "decode tok/s",
   "peak MiB (MLX / RSS)",
+  "weights MiB",
   "roofline"
 ]
 
@@ -208,8 +309,14 @@ md =
 
 summaries = Enum.map_join(table, "\n", &("- " <> elem(&1, 1)))
 
+llama_version =
+  case for(%{llama: l} <- rows, {_, r} <- l, do: r["llama_cpp"]) do
+    [v | _] -> " · #{v}"
+    [] -> ""
+  end
+
 report = """
-#{Date.utc_today()} · #{header_machine} · read bandwidth #{f1.(gbs)} GB/s
+#{Date.utc_today()} · #{header_machine} · read bandwidth #{f1.(gbs)} GB/s#{llama_version}
 
 #{md}
 

@@ -3,8 +3,8 @@ defmodule Mix.Tasks.Compile.Qwen3Native do
   @moduledoc """
   Makes sure the MLX C++ SDK is there (`MLX_DIR`, else the official MLX wheel for this
   platform, fetched once into the user cache: see `mix qwen3.mlx`), runs
-  `cargo build --release -p qwen3_nif` against it, and copies the library to the app's
-  `priv/native/libqwen3_nif.so`. Cargo decides what is stale, so a no-op build is quick.
+  `cargo build --release -p qwen3_nif -p qwen3_cpu_setup` against it, and copies the
+  libraries to the app's `priv/native/`. Cargo decides what is stale, so a no-op build is quick.
 
   Cargo builds into `CARGO_TARGET_DIR`, else into `_build/qwen3_native`, so that nothing is
   written in the project or the dependency's sources.
@@ -25,7 +25,9 @@ defmodule Mix.Tasks.Compile.Qwen3Native do
     profile_dir = Path.join(Path.expand(target_dir, root), "release")
 
     {output, status} =
-      System.cmd(cargo, ["build", "--release", "-p", "qwen3_nif", "--message-format", "short"],
+      System.cmd(
+        cargo,
+        ["build", "--release", "-p", "qwen3_nif", "-p", "qwen3_cpu_setup", "--message-format", "short"],
         cd: root,
         stderr_to_stdout: true,
         env: [{"MLX_DIR", mlx_dir}, {"CARGO_TARGET_DIR", target_dir}]
@@ -40,8 +42,14 @@ defmodule Mix.Tasks.Compile.Qwen3Native do
     File.mkdir_p!(priv)
     # Read at load: a CPU build without OpenBLAS says so once (Qwen3.Application).
     File.write!(Path.join(priv, "build.txt"), "mlx_dir=#{mlx_dir}\nblas=#{blas}\n")
-    source = Enum.find(library_names(), &File.exists?(Path.join(profile_dir, &1)))
-    copy_if_stale(Path.join(profile_dir, source), Path.join(priv, "libqwen3_nif.so"))
+    # libqwen3_cpu_setup is loaded first (Qwen3.Blas): it sets what OpenBLAS reads as it loads.
+    copied =
+      for lib <- ~w(qwen3_nif qwen3_cpu_setup) do
+        source = Enum.find(library_names(lib), &File.exists?(Path.join(profile_dir, &1)))
+        copy_if_stale(Path.join(profile_dir, source), Path.join(priv, "lib#{lib}.so"))
+      end
+
+    if Enum.any?(copied, &match?({:ok, _}, &1)), do: {:ok, []}, else: {:noop, []}
   end
 
   defp tool!(name, hint), do: System.find_executable(name) || Mix.raise("#{name} not found: #{hint}")
@@ -55,7 +63,7 @@ defmodule Mix.Tasks.Compile.Qwen3Native do
         )
   end
 
-  defp library_names, do: ["libqwen3_nif.so", "libqwen3_nif.dylib"]
+  defp library_names(lib), do: ["lib#{lib}.so", "lib#{lib}.dylib"]
 
   # Copy to a temp name then rename: a loaded .so must not be overwritten in place.
   defp copy_if_stale(src, dest) do

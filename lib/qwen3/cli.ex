@@ -3,7 +3,7 @@ defmodule Qwen3.CLI do
   # Options shared by `mix qwen3.generate` and `mix qwen3.chat`: which model, where, and
   # how to sample.
 
-  @load_switches [model: :string, device: :string, dtype: :string]
+  @load_switches [model: :string, device: :string, dtype: :string, weights: :string]
 
   def switches, do: @load_switches ++ Qwen3.Options.cli_switches()
 
@@ -11,6 +11,7 @@ defmodule Qwen3.CLI do
     """
         --model DIR|ORG/NAME                   checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
         --device cpu|gpu                       --dtype f32|bf16|f16
+        --weights stored|widened               as the checkpoint stores them (default), or widened at load
     #{Qwen3.Options.cli_usage()}
     """
   end
@@ -29,7 +30,8 @@ defmodule Qwen3.CLI do
 
     load_opts = [
       device: String.to_atom(opts[:device] || "cpu"),
-      dtype: opts[:dtype] && String.to_atom(opts[:dtype])
+      dtype: opts[:dtype] && String.to_atom(opts[:dtype]),
+      weights: opts[:weights] && String.to_atom(opts[:weights])
     ]
 
     case Qwen3.load(path, load_opts) do

@@ -25,10 +25,17 @@ defmodule Qwen3.Model do
 
   Options:
     * `:device` — `:cpu` (default) or `:gpu`
-    * `:dtype` — compute dtype (`:f32`, `:bf16`, `:f16`); default `:f32` on the CPU (fast
-      BLAS path), the checkpoint's dtype on a GPU
-    * `:quantized` — for quantized checkpoints: `:dense` (dequantize once at load),
-      `:packed` (keep 4/8-bit, use quantized matmuls) or `:default` (dense on CPU in f32)
+    * `:dtype` — compute dtype (`:f32`, `:bf16`, `:f16`); default `:f32` on the CPU, the
+      checkpoint's dtype on a GPU
+    * `:weights` — how the weight matrices are held: `:stored` (default: as the checkpoint
+      stores them — 2/4/8-bit packed, bf16/f16 — with the CPU's packed kernels computing in
+      float32 from them, or MLX's kernels on a GPU; 3/5/6-bit are widened on the CPU) or
+      `:widened` (converted once at load to the compute dtype, quantized ones dequantized)
+    * `:memory_limit` — bytes the weights may take (default: the memory the system has
+      available); a load that needs more is `{:error, %Qwen3.Error{kind: :out_of_memory}}`
+      before anything is allocated
+    * `:quantized` — deprecated: `:packed` is `weights: :stored`, `:dense` is
+      `weights: :widened`
     * `:on_progress` — called with `%{tensors_done:, tensors_total:, bytes_done:, bytes_total:}`
     * `:tokenizer` — `true` (default) loads `tokenizer.json` and the chat template when the
       directory has them; `false` skips them
@@ -41,11 +48,18 @@ defmodule Qwen3.Model do
       Keyword.validate!(opts,
         device: :cpu,
         dtype: nil,
-        quantized: :default,
+        weights: nil,
+        memory_limit: nil,
+        quantized: nil,
         on_progress: nil,
         tokenizer: true,
         download: nil
       )
+
+    limit = opts[:memory_limit]
+
+    unless limit == nil or (is_integer(limit) and limit > 0),
+      do: raise(ArgumentError, "memory_limit: expected a positive number of bytes, got #{inspect(limit)}")
 
     tag = make_ref()
 
@@ -54,7 +68,13 @@ defmodule Qwen3.Model do
     with {:ok, path} <- Qwen3.Hub.resolve(path, hub_opts),
          path = Path.expand(path),
          {:ok, ref} <-
-           Native.model_load(path, opts[:device], opts[:dtype] || :default, opts[:quantized], self(), tag)
+           Native.model_load(
+             path,
+             opts[:device],
+             {opts[:dtype] || :default, weights(opts), opts[:memory_limit]},
+             self(),
+             tag
+           )
            |> await_with_progress(tag, opts[:on_progress]),
          {:ok, pairs} <- ref |> Native.model_info() |> Native.await(),
          {:ok, tokenizer, template} <- text_files(path, opts[:tokenizer]) do
@@ -67,6 +87,17 @@ defmodule Qwen3.Model do
          tokenizer: tokenizer,
          chat_template: template
        }}
+    end
+  end
+
+  defp weights(opts) do
+    case {opts[:weights], opts[:quantized]} do
+      {nil, nil} -> :default
+      {nil, :default} -> :default
+      {nil, :packed} -> :stored
+      {nil, :dense} -> :widened
+      {nil, other} -> raise ArgumentError, "quantized: #{inspect(other)} (use weights: :stored | :widened)"
+      {w, _} -> w
     end
   end
 

@@ -6,6 +6,9 @@ defmodule Qwen3.Native do
   @on_load :load_nif
 
   def load_nif do
+    # First: it sets what OpenBLAS reads from the environment as libmlx loads it (without
+    # it, OpenBLAS chooses alone).
+    _ = Code.ensure_loaded(Qwen3.Blas)
     path = :filename.join(:code.priv_dir(:qwen3), ~c"native/libqwen3_nif")
     :erlang.load_nif(path, 0)
   end
@@ -57,7 +60,7 @@ defmodule Qwen3.Native do
 
   def array_async_eval(_arrays), do: nif_error()
 
-  def model_load(_path, _device, _dtype, _quantized, _progress_pid, _tag), do: nif_error()
+  def model_load(_path, _device, _opts, _progress_pid, _tag), do: nif_error()
   def model_info(_model), do: nif_error()
   def model_new_cache(_model, _batch, _max_len), do: nif_error()
   def model_embed(_model, _ids), do: nif_error()

@@ -39,6 +39,8 @@ fn main() {
         .file("cpp/fused_top_p.cc")
         .file("cpp/vector_math.cc")
         .file("cpp/blas.cc")
+        .file("cpp/thread_pool.cc")
+        .file("cpp/packed_linear.cc")
         .include(&include)
         .include(&out_dir)
         .std("c++20")
@@ -48,6 +50,8 @@ fn main() {
         .flag_if_supported("-Wno-deprecated-declarations")
         .opt_level(3)
         .compile("qwen3_mlx_shim");
+
+    compile_packed_kernels();
 
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=mlx");
@@ -75,8 +79,58 @@ fn main() {
         "cpp/vector_math.h",
         "cpp/blas.cc",
         "cpp/blas.h",
+        "cpp/thread_pool.cc",
+        "cpp/thread_pool.h",
+        "cpp/packed_linear.cc",
+        "cpp/packed_linear.h",
+        "cpp/packed_kernels.h",
+        "cpp/packed_kernels.inc",
+        "cpp/packed_kernels_avx512.cc",
+        "cpp/packed_kernels_avx2.cc",
+        "cpp/packed_kernels_portable.cc",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=MLX_DIR");
+}
+
+/// packed_kernels.inc once per instruction set, each file alone with its own target flags
+/// (the running CPU picks one at run time). `-ffp-contract=fast` lets `a * b + c` on the
+/// vector types become FMA instructions.
+fn compile_packed_kernels() {
+    let x86 = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
+    let builds: [(&str, &[&str]); 3] = [
+        (
+            "avx512",
+            &[
+                "-mavx512f",
+                "-mavx512bw",
+                "-mavx512vl",
+                "-mavx2",
+                "-mfma",
+                "-mf16c",
+            ],
+        ),
+        ("avx2", &["-mavx2", "-mfma", "-mf16c"]),
+        ("portable", &[]),
+    ];
+    for (isa, flags) in builds {
+        let mut build = cc::Build::new();
+        build
+            .cpp(true)
+            .std("c++20")
+            .file(format!("cpp/packed_kernels_{isa}.cc"))
+            // `mlx/cpp/…` from the crate's parent, as cxx-build's include paths give it.
+            .include("..")
+            .flag("-ffp-contract=fast")
+            // GCC 12 flags its own AVX-512 headers (_mm512_undefined_epi32).
+            .flag_if_supported("-Wno-maybe-uninitialized")
+            .opt_level(3);
+        if x86 {
+            for flag in flags {
+                build.flag(flag);
+            }
+        }
+        build.compile(&format!("qwen3_packed_{isa}"));
+    }
 }

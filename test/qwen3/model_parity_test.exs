@@ -9,14 +9,22 @@ defmodule Qwen3.ModelParityTest do
   @dtypes %{"float32" => nil, "bfloat16" => :bf16, "float16" => :f16}
 
   # The same checks on every device: `mix test --include metal` adds Apple's GPU (or MLX's
-  # CUDA build); only the CPU runs by default.
-  for device <- [:cpu, :gpu], variant <- Fixtures.variants(), compute <- Fixtures.computes(variant) do
+  # CUDA build); only the CPU runs by default. In float32 on the CPU, both with the weights
+  # as stored (the packed kernels) and widened at load.
+  for device <- [:cpu, :gpu],
+      variant <- Fixtures.variants(),
+      compute <- Fixtures.computes(variant),
+      weights <- if(compute == "float32" and device == :cpu, do: [:stored, :widened], else: [:stored]) do
     if device == :gpu, do: @tag(:metal)
 
-    test "#{variant} computed in #{compute} on #{device} matches mlx-lm" do
+    test "#{variant} computed in #{compute} on #{device}, weights #{weights}, matches mlx-lm" do
       {variant, compute, device} = {unquote(variant), unquote(compute), unquote(device)}
-      model = Model.load!(Fixtures.path(variant), dtype: @dtypes[compute], device: device)
+
+      model =
+        Model.load!(Fixtures.path(variant), dtype: @dtypes[compute], device: device, weights: unquote(weights))
+
       if compute == "float32", do: assert(model.info.dtype == :f32)
+      assert model.info.weights == unquote(weights)
       tolerance = if compute == "float32", do: 1.0e-4, else: 1.0e-2
 
       for {prompt, want} <- Enum.zip(Fixtures.prompts(variant), Fixtures.logits(variant, compute)) do

@@ -4,10 +4,10 @@
 // 1,024: 4 rows in 70 ms against sgemm's 139). Large weights are split across threads.
 #include "mlx/cpp/few_rows.h"
 
+#include "mlx/cpp/thread_pool.h"
+
 #include <algorithm>
-#include <system_error>
 #include <thread>
-#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -74,7 +74,7 @@ Kernel kernel_for(int rows) {
 }
 #endif
 
-// One thread per ~4 MiB of weights, up to the cores there are (thread start-up is ~20 µs).
+// One thread per ~4 MiB of weights, up to the cores there are.
 int threads_for(int n, int k) {
   const size_t bytes = static_cast<size_t>(n) * k * sizeof(float);
   // Asked once: glibc reads sysfs on every call.
@@ -98,22 +98,12 @@ bool few_rows_supported() { return cpu_has_avx2_fma(); }
 void few_rows_times_matrix_t(const float* x, int rows, const float* w, int n, int k, float* y) {
 #if defined(__x86_64__)
   const Kernel run = kernel_for(rows);
-  const int threads = threads_for(n, k);
-  const int per = (n + threads - 1) / threads;
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads; ++t) {
-    const int begin = t * per, end = std::min(n, begin + per);
-    if (begin >= end) continue;
-    // This runs inside an MLX task, where an exception must not escape: without a thread,
-    // the part is done here.
-    try {
-      helpers.emplace_back(run, x, w, n, k, y, begin, end);
-    } catch (const std::system_error&) {
-      run(x, w, n, k, y, begin, end);
-    }
-  }
-  run(x, w, n, k, y, 0, std::min(n, per));
-  for (auto& h : helpers) h.join();
+  // Pieces of ~1 MiB of weights on the pool's threads (thread_pool.h); under 4 MiB, one.
+  const int64_t grain = threads_for(n, k) == 1 ? n : std::max<int64_t>(1, (int64_t{1} << 18) / k);
+  auto piece = [&](int64_t begin, int64_t end) {
+    run(x, w, n, k, y, static_cast<int>(begin), static_cast<int>(end));
+  };
+  parallel_for(n, grain, piece);
 #else
   (void)x, (void)rows, (void)w, (void)n, (void)k, (void)y;
 #endif

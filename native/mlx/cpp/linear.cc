@@ -9,6 +9,7 @@
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/cpp/blas.h"
 #include "mlx/cpp/few_rows.h"
+#include "mlx/cpp/packed_linear.h"
 #include "mlx/cpp/shim.h"
 #include "mlx/primitives.h"
 
@@ -70,6 +71,7 @@ bool fast_rows(const mx::array& x) {
 bool has_blas_gemv() { return blas_sgemv() != nullptr; }
 
 UArray linear(const Array& x, const Array& w) {
+  if (auto half = packed_half_linear(x, w)) return std::make_unique<Array>(std::move(*half));
   mx::Device device = current_device();
   bool fast = device == mx::Device::cpu && x.dtype() == mx::float32 && w.dtype() == mx::float32 &&
               w.ndim() == 2 && x.ndim() >= 1 && x.shape(-1) == w.shape(1) && x.shape(-1) > 0 && fast_rows(x) &&

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mlx/cpp/fused_cpu.h"
+#include "mlx/cpp/packed_linear.h"
 #include "ops_generated.h"
 #include "mlx/primitives.h"
 
@@ -261,6 +262,19 @@ UArray dequantize(const Array& w, const Array& scales, const Array& biases, int3
 std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits) {
   return std::make_unique<ArrayVec>(mx::quantize(w, group_size, bits, "affine", std::nullopt, dev()));
 }
+
+UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases, int32_t group_size,
+                        int32_t bits) {
+  if (auto fused = packed_affine_linear(x, w, scales, biases, group_size, bits)) return own(std::move(*fused));
+  // MLX wants the scales in x's dtype.
+  auto s = scales.dtype() == x.dtype() ? scales : mx::astype(scales, x.dtype(), dev());
+  auto b = biases.dtype() == x.dtype() ? biases : mx::astype(biases, x.dtype(), dev());
+  return own(mx::quantized_matmul(x, w, s, b, true, group_size, bits, "affine", dev()));
+}
+
+bool use_packed_isa(rust::Str name) { return set_packed_isa(std::string(name)); }
+
+rust::String packed_isa_in_use() { return rust::String(packed_isa_name()); }
 
 UArray random_key(uint64_t seed) { return own(mx::random::key(seed)); }
 

@@ -76,7 +76,8 @@ UArray argsort(const Array& a, int32_t axis);
 UArray argpartition(const Array& a, int32_t kth, int32_t axis);
 UArray cumsum(const Array& a, int32_t axis, bool reverse, bool inclusive);
 UArray matmul(const Array& a, const Array& b);
-// `x · Wᵀ` (cpp/linear.cc: sgemv for one float32 row on the CPU).
+// `x · Wᵀ` (cpp/linear.cc: sgemv for one float32 row on the CPU; bf16/f16 W with float32
+// x on the CPU through the packed kernels, without widening W).
 UArray linear(const Array& x, const Array& w);
 bool has_blas_gemv();
 bool few_rows_supported();  // cpp/few_rows.cc
@@ -99,6 +100,15 @@ UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, con
 UArray dequantize(const Array& w, const Array& scales, const Array& biases, int32_t group_size,
                   int32_t bits, uint8_t dtype);
 std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits);
+// `x · Wᵀ` with W affine-quantized and kept packed: float32 x on the CPU runs this
+// project's kernels (cpp/packed_linear.cc), anything else MLX's quantized_matmul.
+UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,
+                        int32_t group_size, int32_t bits);
+// Whether the CPU kernels take this layout (2, 4 or 8 bits; groups the vectors divide).
+bool packed_supported(int32_t bits, int32_t group_size);
+// The kernels' instruction set on this thread: "avx512", "avx2", "portable", "" = best.
+bool use_packed_isa(rust::Str name);
+rust::String packed_isa_in_use();
 
 // Random numbers from explicit keys (reproducible per request).
 UArray random_key(uint64_t seed);

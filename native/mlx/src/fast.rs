@@ -113,6 +113,45 @@ pub fn dequantize(
     ))
 }
 
+/// `x · dequantize(w)ᵀ` with `w` kept packed. Float32 `x` on the CPU runs this project's
+/// kernels (2/4/8 bits; each packed weight read once, decoded in registers, float32 sums;
+/// tiles dequantized for BLAS when `x` has more than 8 rows); elsewhere MLX's
+/// `quantized_matmul`, with the scales in `x`'s dtype.
+pub fn quantized_linear(
+    x: &Array,
+    w: &Array,
+    scales: &Array,
+    biases: &Array,
+    group_size: i32,
+    bits: i32,
+) -> Result<Array> {
+    wrap(bridge::quantized_linear(
+        &x.raw,
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        group_size,
+        bits,
+    ))
+}
+
+/// Whether the CPU kernels of [`quantized_linear`] take `bits` in groups of `group_size`
+/// (2, 4 or 8 bits; 3, 5 and 6 are not packed on the CPU).
+pub fn packed_supported(bits: i32, group_size: i32) -> bool {
+    bridge::packed_supported(bits, group_size)
+}
+
+/// Makes this thread's graphs use one build of the packed kernels: `"avx512"`, `"avx2"`,
+/// `"portable"`, or `""` for the best this CPU runs. False if this CPU cannot run it.
+pub fn use_packed_isa(name: &str) -> bool {
+    bridge::use_packed_isa(name)
+}
+
+/// The build of the packed kernels this thread's graphs use.
+pub fn packed_isa() -> String {
+    bridge::packed_isa_in_use()
+}
+
 /// Returns `[weight, scales, biases]` as mlx-lm stores them.
 pub fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<Vec<Array>> {
     unpack(bridge::quantize(&w.raw, group_size, bits))

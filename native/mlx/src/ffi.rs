@@ -108,6 +108,17 @@ pub(crate) mod bridge {
             dtype: u8,
         ) -> Result<UniquePtr<Array>>;
         fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<UniquePtr<ArrayVec>>;
+        fn quantized_linear(
+            x: &Array,
+            w: &Array,
+            scales: &Array,
+            biases: &Array,
+            group_size: i32,
+            bits: i32,
+        ) -> Result<UniquePtr<Array>>;
+        fn packed_supported(bits: i32, group_size: i32) -> bool;
+        fn use_packed_isa(name: &str) -> bool;
+        fn packed_isa_in_use() -> String;
 
         fn random_key(seed: u64) -> Result<UniquePtr<Array>>;
         fn random_split(key: &Array) -> Result<UniquePtr<ArrayVec>>;

@@ -104,15 +104,28 @@ impl SafetensorsFile {
         Some(&self.infos[i])
     }
 
-    /// Copies one tensor into a new MLX array.
+    /// Copies one tensor into a new MLX array, then lets the kernel drop the file pages it
+    /// read: mapped pages count in the process's resident memory, and a load would
+    /// otherwise hold the whole checkpoint twice at its end.
     pub fn load(&self, name: &str) -> Result<Array> {
         let info = self
             .info(name)
             .ok_or_else(|| Error::InvalidFile(format!("{}: no tensor {name}", self.path.display())))?;
-        Array::from_bytes(
+        let array = Array::from_bytes(
             &self.mmap[info.offset..info.offset + info.nbytes],
             &info.shape,
             info.dtype,
-        )
+        )?;
+        // SAFETY: the bytes were copied and no borrow of the range is left; a read-only file
+        // mapping reads the file again if a page (shared with a neighbour) is touched later.
+        #[cfg(unix)]
+        unsafe {
+            let _ = self.mmap.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                info.offset,
+                info.nbytes,
+            );
+        }
+        Ok(array)
     }
 }

@@ -16,6 +16,8 @@ pub enum Error {
     Io(String),
     #[error("{0}")]
     InvalidGrammar(String),
+    #[error("{0}")]
+    OutOfMemory(String),
 }
 
 impl Error {
@@ -28,6 +30,7 @@ impl Error {
             Error::CacheOverflow(_) => "cache_overflow",
             Error::Io(_) => "io",
             Error::InvalidGrammar(_) => "invalid_grammar",
+            Error::OutOfMemory(_) => "out_of_memory",
         }
     }
 }

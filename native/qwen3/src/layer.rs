@@ -5,7 +5,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
-use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
+use crate::linear::{Matrix, MatrixSpec, Residency};
 use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, swiglu, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
@@ -124,20 +124,19 @@ impl LayerSpec {
     pub fn load(
         self,
         ckpt: &Checkpoint,
-        dtype: Dtype,
-        quantized_as: QuantizedAs,
+        residency: &Residency,
         mut on_loaded: impl FnMut(&[String]),
     ) -> Result<Layer> {
         // Both closures report progress; they take turns, so they share it through a cell.
         let on_loaded = std::cell::RefCell::new(&mut on_loaded);
         self.try_map(
             |spec| {
-                let matrix = spec.load(ckpt, dtype, quantized_as)?;
+                let matrix = spec.load(ckpt, residency)?;
                 (on_loaded.borrow_mut())(&spec.tensor_names());
                 Ok(matrix)
             },
             |name| {
-                let vector = load_vector(ckpt, &name, dtype)?;
+                let vector = load_vector(ckpt, &name, residency.dtype)?;
                 (on_loaded.borrow_mut())(std::slice::from_ref(&name));
                 Ok(vector)
             },

@@ -10,11 +10,12 @@ mod error;
 pub mod kv_cache;
 pub mod layer;
 pub mod linear;
+mod memory_budget;
 pub mod model;
 pub mod sampler;
 
 pub use config::{Config, GenerationConfig, QuantParams};
 pub use error::{Error, Result};
 pub use kv_cache::KvCache;
-pub use linear::QuantizedAs;
+pub use linear::Storage;
 pub use model::{LoadOptions, Model, Progress};

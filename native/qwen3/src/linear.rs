@@ -3,16 +3,63 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::QuantParams;
 use crate::error::{bail, Result};
-use mlx::fast::{dequantize, quantized_matmul};
+use mlx::fast::{dequantize, quantized_linear};
 use mlx::{Array, Dtype};
 
-/// How quantized weights are held in memory.
+/// How a checkpoint's weight matrices are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantizedAs {
-    /// Kept packed; products use `quantized_matmul` (fast on Metal/CUDA).
-    Packed,
-    /// Dequantized once at load into the compute dtype (fast on CPU with float32 BLAS).
-    Dense,
+pub enum Storage {
+    /// As the checkpoint stores them wherever the device computes from that form: packed
+    /// stays packed and bf16/f16 stays so (on the CPU this project's packed kernels compute
+    /// from them in float32; on a GPU, MLX's kernels in the compute dtype).
+    AsStored,
+    /// Widened once at load into the compute dtype (quantized ones dequantized): the CPU
+    /// path before the packed kernels, kept for comparison.
+    Widened,
+}
+
+/// What decides each matrix's resident form: the compute dtype, the storage asked for, and
+/// whether the model computes on the CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Residency {
+    pub dtype: Dtype,
+    pub storage: Storage,
+    pub cpu: bool,
+}
+
+/// The form a matrix is held in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Its stored float dtype (bf16/f16 on the CPU in float32: the packed kernels read it).
+    Stored(Dtype),
+    /// Widened or dequantized to the compute dtype.
+    Widened(Dtype),
+    /// Packed, scales and biases in this dtype.
+    Packed(Dtype),
+}
+
+impl Residency {
+    /// Whether products run the CPU's packed kernels (float32 activations).
+    fn packed_kernels(&self) -> bool {
+        self.cpu && self.dtype == Dtype::Float32 && self.storage == Storage::AsStored
+    }
+
+    fn form(&self, spec: &MatrixSpec) -> Form {
+        match spec.quant {
+            None if self.packed_kernels() && matches!(spec.stored, Dtype::Bfloat16 | Dtype::Float16) => {
+                Form::Stored(spec.stored)
+            }
+            None => Form::Widened(self.dtype),
+            Some(_) if self.storage == Storage::Widened => Form::Widened(self.dtype),
+            // 3/5/6 bits: the CPU kernels do not read them, and MLX's CPU quantized_matmul
+            // runs at ~0.2 GFLOP/s, so they are widened as before.
+            Some(q) if self.packed_kernels() && !mlx::fast::packed_supported(q.bits, q.group_size) => {
+                Form::Widened(self.dtype)
+            }
+            Some(_) if self.packed_kernels() => Form::Packed(spec.stored),
+            Some(_) => Form::Packed(self.dtype),
+        }
+    }
 }
 
 /// A `[rows, cols]` weight (rows = output features, or vocabulary for embeddings).
@@ -33,6 +80,8 @@ pub struct MatrixSpec {
     pub rows: i32,
     pub cols: i32,
     pub quant: Option<QuantParams>,
+    /// The weight's dtype, or the scales' when quantized.
+    pub stored: Dtype,
 }
 
 impl MatrixSpec {
@@ -58,6 +107,7 @@ impl MatrixSpec {
                 rows,
                 cols,
                 quant: None,
+                stored: w.dtype,
             });
         }
         let Some(q) = ckpt.config.quant_for(path)? else {
@@ -83,12 +133,17 @@ impl MatrixSpec {
                 w.shape
             );
         }
+        let mut stored = None;
         for part in ["scales", "biases"] {
             let name = format!("{path}.{part}");
             let Some(info) = ckpt.info(&name) else {
                 bail!(MissingTensor, "missing tensor {name}")
             };
             let want = [rows, cols / q.group_size];
+            if stored.is_some_and(|d| d != info.dtype) {
+                bail!(InvalidArgument, "{path}: scales and biases of different dtypes");
+            }
+            stored = Some(info.dtype);
             if !info.dtype.is_float() || info.shape != want {
                 bail!(
                     InvalidArgument,
@@ -104,6 +159,7 @@ impl MatrixSpec {
             rows,
             cols,
             quant: Some(q),
+            stored: stored.unwrap_or(Dtype::Float32),
         })
     }
 
@@ -117,31 +173,43 @@ impl MatrixSpec {
         parts.iter().map(|p| format!("{}.{p}", self.path)).collect()
     }
 
-    /// Loads and converts to `dtype`; the result is evaluated (the file copy is released).
-    pub fn load(&self, ckpt: &Checkpoint, dtype: Dtype, quantized_as: QuantizedAs) -> Result<Matrix> {
-        let weight = ckpt.load(&format!("{}.weight", self.path))?;
-        let matrix = match self.quant {
-            None => Matrix::Dense(weight.astype(dtype)?),
-            Some(params) => {
-                let scales = ckpt.load(&format!("{}.scales", self.path))?.astype(dtype)?;
-                let biases = ckpt.load(&format!("{}.biases", self.path))?.astype(dtype)?;
-                match quantized_as {
-                    QuantizedAs::Dense => Matrix::Dense(dequantize(
-                        &weight,
-                        &scales,
-                        &biases,
-                        params.group_size,
-                        params.bits,
-                        dtype,
-                    )?),
-                    QuantizedAs::Packed => Matrix::Quantized {
-                        weight,
-                        scales,
-                        biases,
-                        params,
-                    },
-                }
+    /// Bytes the matrix takes in memory once loaded as `residency` decides.
+    pub fn resident_bytes(&self, residency: &Residency) -> u64 {
+        let (rows, cols) = (self.rows as u64, self.cols as u64);
+        match (residency.form(self), self.quant) {
+            (Form::Stored(d) | Form::Widened(d), _) => rows * cols * d.size() as u64,
+            (Form::Packed(d), Some(q)) => {
+                rows * cols * q.bits as u64 / 8 + 2 * rows * (cols / q.group_size as u64) * d.size() as u64
             }
+            (Form::Packed(_), None) => unreachable!("only quantized matrices are packed"),
+        }
+    }
+
+    /// Loads it in the form `residency` decides; the result is evaluated (the file's copy
+    /// is released).
+    pub fn load(&self, ckpt: &Checkpoint, residency: &Residency) -> Result<Matrix> {
+        let weight = ckpt.load(&format!("{}.weight", self.path))?;
+        let part = |name: &str, dtype: Dtype| -> Result<Array> {
+            Ok(ckpt.load(&format!("{}.{name}", self.path))?.astype(dtype)?)
+        };
+        let matrix = match (residency.form(self), self.quant) {
+            (Form::Stored(_), _) => Matrix::Dense(weight),
+            (Form::Widened(dtype), None) => Matrix::Dense(weight.astype(dtype)?),
+            (Form::Widened(dtype), Some(q)) => Matrix::Dense(dequantize(
+                &weight,
+                &part("scales", dtype)?,
+                &part("biases", dtype)?,
+                q.group_size,
+                q.bits,
+                dtype,
+            )?),
+            (Form::Packed(dtype), Some(params)) => Matrix::Quantized {
+                weight,
+                scales: part("scales", dtype)?,
+                biases: part("biases", dtype)?,
+                params,
+            },
+            (Form::Packed(_), None) => unreachable!("only quantized matrices are packed"),
         };
         mlx::eval(&matrix.arrays())?;
         Ok(matrix)
@@ -170,14 +238,14 @@ impl Matrix {
                 scales,
                 biases,
                 params,
-            } => quantized_matmul(x, weight, scales, biases, true, params.group_size, params.bits)?,
+            } => quantized_linear(x, weight, scales, biases, params.group_size, params.bits)?,
         })
     }
 
-    /// Rows of `W` picked by integer `ids` (any shape): an embedding lookup.
-    pub fn rows(&self, ids: &Array) -> Result<Array> {
+    /// Rows of `W` picked by integer `ids` (any shape), in `dtype`: an embedding lookup.
+    pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
         Ok(match self {
-            Matrix::Dense(w) => w.take(ids, 0)?,
+            Matrix::Dense(w) => w.take(ids, 0)?.astype(dtype)?,
             Matrix::Quantized {
                 weight,
                 scales,
@@ -185,11 +253,13 @@ impl Matrix {
                 params,
             } => dequantize(
                 &weight.take(ids, 0)?,
-                &scales.take(ids, 0)?,
-                &biases.take(ids, 0)?,
+                // MLX dequantizes in the scales' dtype: widen them first, as a widened
+                // matrix had them.
+                &scales.take(ids, 0)?.astype(dtype)?,
+                &biases.take(ids, 0)?.astype(dtype)?,
                 params.group_size,
                 params.bits,
-                scales.dtype(),
+                dtype,
             )?,
         })
     }

@@ -6,7 +6,8 @@ use crate::config::{Config, GenerationConfig};
 use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
 use crate::layer::{check_vector, load_vector, Dims, Layer, LayerSpec};
-use crate::linear::{Matrix, MatrixSpec, QuantizedAs};
+use crate::linear::{Matrix, MatrixSpec, Residency, Storage};
+use crate::memory_budget;
 use mlx::fast::rms_norm;
 use mlx::{Array, Device, Dtype};
 use std::collections::HashSet;
@@ -16,7 +17,8 @@ pub struct Model {
     pub config: Config,
     pub generation: GenerationConfig,
     pub dtype: Dtype,
-    pub quantized_as: Option<QuantizedAs>,
+    /// How the weight matrices are held (see `Residency` for what each one becomes).
+    pub storage: Storage,
     pub dims: Dims,
     pub embed_tokens: Matrix,
     pub layers: Vec<Layer>,
@@ -29,8 +31,11 @@ pub struct Model {
 pub struct LoadOptions {
     /// Compute dtype; default float32 on the CPU, the checkpoint's dtype on a GPU.
     pub dtype: Option<Dtype>,
-    /// Quantized checkpoints: default dequantized on CPU in float32, packed otherwise.
-    pub quantized_as: Option<QuantizedAs>,
+    /// How the weight matrices are held; default as stored.
+    pub storage: Option<Storage>,
+    /// Bytes the weights may take; default the memory the system has available. A load
+    /// that needs more fails with `out_of_memory` before anything is allocated.
+    pub memory_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,13 +91,18 @@ impl Model {
                 dtype.name()
             );
         }
-        let quantized_as = opts
-            .quantized_as
-            .unwrap_or(if device == Device::Cpu && dtype == Dtype::Float32 {
-                QuantizedAs::Dense
-            } else {
-                QuantizedAs::Packed
-            });
+        let residency = Residency {
+            dtype,
+            storage: opts.storage.unwrap_or(Storage::AsStored),
+            cpu: device == Device::Cpu,
+        };
+        let matrices = std::iter::once(&embed)
+            .chain(lm_head.iter())
+            .chain(layer_specs.iter().flat_map(|l| l.matrices()));
+        let vectors = (4 * layers as u64 + 1) * c.hidden_size.max(c.head_dim) as u64;
+        let needed: u64 =
+            matrices.map(|m| m.resident_bytes(&residency)).sum::<u64>() + vectors * dtype.size() as u64;
+        memory_budget::check(needed, opts.memory_limit, residency.storage)?;
 
         // 3. Load, reporting progress.
         let mut p = Progress {
@@ -113,17 +123,17 @@ impl Model {
                 .sum::<u64>();
             progress(p);
         };
-        let embed_tokens = embed.load(&ckpt, dtype, quantized_as)?;
+        let embed_tokens = embed.load(&ckpt, &residency)?;
         on_loaded(&embed.tensor_names());
         let layers = layer_specs
             .into_iter()
-            .map(|spec| spec.load(&ckpt, dtype, quantized_as, &mut on_loaded))
+            .map(|spec| spec.load(&ckpt, &residency, &mut on_loaded))
             .collect::<Result<Vec<_>>>()?;
         let norm = load_vector(&ckpt, "model.norm.weight", dtype)?;
         on_loaded(&["model.norm.weight".to_string()]);
         let lm_head = match lm_head {
             Some(spec) => {
-                let m = spec.load(&ckpt, dtype, quantized_as)?;
+                let m = spec.load(&ckpt, &residency)?;
                 on_loaded(&spec.tensor_names());
                 Some(m)
             }
@@ -131,7 +141,7 @@ impl Model {
         };
         Ok(Model {
             dims: Dims::new(&c),
-            quantized_as: c.is_quantized().then_some(quantized_as),
+            storage: residency.storage,
             config: c,
             generation: ckpt.generation,
             dtype,
@@ -167,7 +177,7 @@ impl Model {
             1 => ids.reshape(&[ids.dim(0)?, 1])?,
             _ => ids.clone(),
         };
-        self.embed_tokens.rows(&ids)
+        self.embed_tokens.rows(&ids, self.dtype)
     }
 
     pub fn layer(&self, index: usize, h: &Array, cache: &mut KvCache) -> Result<Array> {
@@ -246,6 +256,15 @@ impl Model {
             h = layer.forward_rows(&h, i, caches, &self.dims)?;
         }
         self.final_logits(&h, last_only)
+    }
+
+    /// Whether any matrix is held packed (quantized, not widened).
+    pub fn holds_packed(&self) -> bool {
+        let layers = self.layers.iter().flat_map(|l| l.matrices());
+        std::iter::once(&self.embed_tokens)
+            .chain(self.lm_head.iter())
+            .chain(layers)
+            .any(|m| matches!(m, Matrix::Quantized { .. }))
     }
 
     /// Bytes of weights held (what one decode step reads).

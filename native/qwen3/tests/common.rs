@@ -3,7 +3,7 @@
 
 use mlx::{Array, Device, Dtype, Worker};
 use qwen3::linear::Matrix;
-use qwen3::{KvCache, LoadOptions, Model};
+use qwen3::{KvCache, LoadOptions, Model, Storage};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +24,14 @@ pub fn on_cpu<T: Send + 'static>(f: impl FnOnce() -> qwen3::Result<T> + Send + '
 }
 
 pub fn load(variant: &str, dtype: Option<Dtype>) -> qwen3::Result<Model> {
+    load_as(variant, dtype, None)
+}
+
+/// With the weights held as `storage` says (None: the default, as stored).
+pub fn load_as(variant: &str, dtype: Option<Dtype>, storage: Option<Storage>) -> qwen3::Result<Model> {
     let opts = LoadOptions {
         dtype,
+        storage,
         ..LoadOptions::default()
     };
     Model::load(fixtures().join(variant), Device::Cpu, opts, |_| {})

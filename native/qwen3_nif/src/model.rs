@@ -7,7 +7,7 @@ use crate::dispatch::{dispatch, immediate_error};
 use crate::error::{NifError, NifResult};
 use crate::reply::Reply;
 use mlx::{Pinned, Worker};
-use qwen3::{GenerationConfig, KvCache, LoadOptions, Model, QuantizedAs};
+use qwen3::{GenerationConfig, KvCache, LoadOptions, Model, Storage};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
 use std::cell::{RefCell, RefMut};
 use std::sync::Arc;
@@ -42,26 +42,26 @@ impl ModelRef {
     }
 }
 
-fn parse_quantized(env: Env, a: Atom) -> NifResult<Option<QuantizedAs>> {
+fn parse_storage(env: Env, a: Atom) -> NifResult<Option<Storage>> {
     match a.to_term(env).atom_to_string().unwrap_or_default().as_str() {
         "default" => Ok(None),
-        "dense" => Ok(Some(QuantizedAs::Dense)),
-        "packed" => Ok(Some(QuantizedAs::Packed)),
+        "stored" => Ok(Some(Storage::AsStored)),
+        "widened" => Ok(Some(Storage::Widened)),
         other => Err(NifError::invalid(format!(
-            "quantized: :{other} (use :dense, :packed or :default)"
+            "weights: :{other} (use :stored, :widened or :default)"
         ))),
     }
 }
 
-/// Loads on the device's worker; progress goes to `progress_to` as `{tag, {:progress, tensors_done,
+/// Loads on the device's worker, with `{dtype, weights, memory_limit}` (`:default` or nil
+/// where unset); progress goes to `progress_to` as `{tag, {:progress, tensors_done,
 /// tensors_total, bytes_done, bytes_total}}`.
 #[rustler::nif]
 fn model_load<'a>(
     env: Env<'a>,
     path: String,
     device: Atom,
-    dtype: Atom,
-    quantized: Atom,
+    (dtype, weights, memory_limit): (Atom, Atom, Option<u64>),
     progress_to: LocalPid,
     tag: Term<'a>,
 ) -> Term<'a> {
@@ -71,8 +71,13 @@ fn model_load<'a>(
             Ok("default") => None,
             _ => Some(parse_dtype(dtype, env)?),
         };
-        let quantized_as = parse_quantized(env, quantized)?;
-        Ok::<_, NifError>((device, LoadOptions { dtype, quantized_as }))
+        let storage = parse_storage(env, weights)?;
+        let opts = LoadOptions {
+            dtype,
+            storage,
+            memory_limit,
+        };
+        Ok::<_, NifError>((device, opts))
     })();
     let (device, opts) = match prepared {
         Ok(p) => p,
@@ -130,10 +135,14 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
         ];
         let eos = model.eos_token_ids();
         let dtype = model.dtype.name();
-        let quantized = match model.quantized_as {
-            None => "none",
-            Some(QuantizedAs::Dense) => "dense",
-            Some(QuantizedAs::Packed) => "packed",
+        let quantized = match (c.is_quantized(), model.holds_packed()) {
+            (false, _) => "none",
+            (true, true) => "packed",
+            (true, false) => "dense",
+        };
+        let weights = match model.storage {
+            Storage::AsStored => "stored",
+            Storage::Widened => "widened",
         };
         Ok(Reply(Box::new(move |env| {
             let atom = |name: &str| Atom::from_str(env, name).expect("valid atom");
@@ -144,6 +153,7 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
             pairs.push((atom("eos_token_ids"), eos.encode(env)));
             pairs.push((atom("dtype"), atom(dtype).encode(env)));
             pairs.push((atom("quantized"), atom(quantized).encode(env)));
+            pairs.push((atom("weights"), atom(weights).encode(env)));
             pairs.encode(env)
         })))
     })

@@ -1,0 +1,22 @@
+defmodule Qwen3.Blas do
+  @moduledoc false
+  # Loads native/qwen3_cpu_setup before Qwen3.Native's library: it settles what OpenBLAS
+  # reads from the environment as it loads (OPENBLAS_CORETYPE=SkylakeX on an AVX-512 CPU
+  # whose model OpenBLAS 0.3.21 may not know; see that crate). A missing library only
+  # means OpenBLAS chooses by itself.
+
+  @on_load :load_nif
+
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:qwen3), ~c"native/libqwen3_cpu_setup")
+
+    case :erlang.load_nif(path, 0) do
+      :ok -> :ok
+      {:error, {:reload, _}} -> :ok
+      {:error, _} -> :ok
+    end
+  end
+
+  @doc "The OpenBLAS core type this process asked for, if any (nil: OpenBLAS chooses)."
+  def core_type, do: System.get_env("OPENBLAS_CORETYPE")
+end

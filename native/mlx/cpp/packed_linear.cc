@@ -1,0 +1,196 @@
+// The graph node for products with weights kept as stored (packed_linear.h), and the
+// choice of kernels (packed_kernels.h) for it.
+#include "mlx/cpp/packed_linear.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "mlx/cpp/blas.h"
+#include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/packed_kernels.h"
+#include "mlx/cpp/thread_pool.h"
+
+namespace qwen3_mlx {
+namespace {
+
+thread_local const PackedIsa* forced_isa = nullptr;
+
+const PackedIsa* isa_for(int bits, int group) {
+  if (forced_isa) return forced_isa->supports(bits, group) ? forced_isa : nullptr;
+  return packed_isa_for(bits, group);
+}
+
+std::optional<Stored> stored_type(mx::Dtype t) {
+  if (t == mx::float32) return Stored::F32;
+  if (t == mx::bfloat16) return Stored::BF16;
+  if (t == mx::float16) return Stored::F16;
+  return std::nullopt;
+}
+
+// The fewest rows of weights per tile when dequantizing for sgemm.
+constexpr int64_t kTileRows = 128;
+
+// Buffers reused between calls by the thread that runs the kernels (MLX's CPU stream).
+struct Scratch {
+  std::vector<float> x, group_sums, tile, gathered;
+};
+thread_local Scratch scratch;
+
+// A product of ≤ kPackedRowsMax rows, split across the cores by output feature.
+void few_rows(const PackedIsa& isa, PackedProduct p, const float* x) {
+  if (p.bits > 0) {
+    const int64_t groups = p.k / p.group;
+    scratch.x.resize(static_cast<size_t>(p.rows * p.k));
+    scratch.group_sums.resize(static_cast<size_t>(p.rows * groups));
+    isa.prepare_rows(x, p.rows, p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
+    p.x = scratch.x.data();
+    p.x_group_sums = scratch.group_sums.data();
+  } else {
+    p.x = x;
+  }
+  // Pieces of at least ~32 KiB of weights: smaller ones cost more to hand out than to run.
+  const int64_t row_bytes = p.bits > 0 ? p.k * p.bits / 8 + 4 * (p.k / p.group) : 2 * p.k;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
+  auto piece = [&](int64_t begin, int64_t end) { isa.rows_times(p, begin, end); };
+  parallel_for(p.n, grain, piece);
+}
+
+// Many rows: W a tile of rows at a time into float32, then sgemm into y's columns. The
+// tile is dequantized on this thread alone (BLAS's threads use the other cores next), in
+// the order prepare_rows gives x's columns, so the decoding stays in vectors.
+void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows) {
+  const auto sgemm = blas_sgemm();
+  if (!sgemm) {
+    for (int64_t r = 0; r < rows; r += kPackedRowsMax) {
+      PackedProduct block = p;
+      block.rows = static_cast<int>(std::min<int64_t>(kPackedRowsMax, rows - r));
+      block.y = p.y + r * p.n;
+      few_rows(isa, block, x + r * p.k);
+    }
+    return;
+  }
+  if (p.bits > 0 && isa.supports(p.bits, p.group)) {
+    scratch.x.resize(static_cast<size_t>(rows * p.k));
+    scratch.group_sums.resize(static_cast<size_t>(rows * (p.k / p.group)));
+    isa.prepare_rows(x, static_cast<int>(rows), p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
+    x = scratch.x.data();
+  }
+  // Tiles of ~4 MiB: few sgemm calls (each packs x again), still within the L3 cache.
+  const int64_t tile_rows = std::max<int64_t>(kTileRows, (int64_t{4} << 20) / (4 * p.k));
+  scratch.tile.resize(static_cast<size_t>(tile_rows * p.k));
+  for (int64_t j0 = 0; j0 < p.n; j0 += tile_rows) {
+    const int64_t j1 = std::min(p.n, j0 + tile_rows);
+    isa.dequantize_rows(p, j0, j1, scratch.tile.data());
+    sgemm(kRowMajor, kNoTrans, kTrans, static_cast<int>(rows), static_cast<int>(j1 - j0), static_cast<int>(p.k),
+          1.0f, x, static_cast<int>(p.k), scratch.tile.data(), static_cast<int>(p.k), 0.0f, p.y + j0,
+          static_cast<int>(p.n));
+  }
+}
+
+// x's rows, row-contiguous: as they are, or gathered (a view, a broadcast).
+const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
+  if (x.flags().row_contiguous) return x.data<float>();
+  Rows view(x);
+  scratch.gathered.resize(static_cast<size_t>(rows * k));
+  std::vector<float> row;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = view.row(r, row);
+    std::copy(src, src + k, scratch.gathered.begin() + r * k);
+  }
+  return scratch.gathered.data();
+}
+
+void run_product(const PackedIsa& isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
+  const auto& x = in[0];
+  const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
+  const float* xs = input_rows(x, rows, k);
+  PackedProduct p{};
+  p.w = in[1].data<uint8_t>();
+  p.bits = bits;
+  p.group = group;
+  p.n = out.shape(-1);
+  p.k = k;
+  p.y = out.data<float>();
+  if (bits > 0) {
+    p.scales = in[2].data<uint8_t>();
+    p.biases = in[3].data<uint8_t>();
+    p.type = *stored_type(in[2].dtype());
+  } else {
+    p.type = *stored_type(in[1].dtype());
+  }
+  if (rows <= kPackedRowsMax) {
+    p.rows = static_cast<int>(rows);
+    few_rows(isa, p, xs);
+  } else {
+    many_rows(isa, p, xs, rows);
+  }
+}
+
+bool applies_to(const mx::array& x, int64_t k) {
+  return current_device() == mx::Device::cpu && x.dtype() == mx::float32 && x.ndim() >= 1 && x.shape(-1) == k &&
+         x.size() > 0;
+}
+
+// Weights row-contiguous, as the kernels read them. Loaded ones already are, and are used
+// as they are: a Contiguous node per product would cost more than a small product.
+mx::array dense(const mx::array& a) {
+  if (a.is_available() && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, mx::Device::cpu);
+}
+
+mx::Shape out_shape(const mx::array& x, int n) {
+  auto shape = x.shape();
+  shape.back() = n;
+  return shape;
+}
+
+}  // namespace
+
+std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
+                                              const mx::array& biases, int group, int bits) {
+  if (w.ndim() != 2 || w.dtype() != mx::uint32 || group <= 0 || bits <= 0) return std::nullopt;
+  const int n = w.shape(0);
+  const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
+  const mx::Shape groups{n, static_cast<int>(k / group)};
+  const auto* isa = isa_for(bits, group);
+  if (!isa || !applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
+      scales.dtype() != biases.dtype() || !stored_type(scales.dtype())) {
+    return std::nullopt;
+  }
+  return cpu_kernel_node("PackedAffineLinear", out_shape(x, n),
+                         {static_cast<float>(bits), static_cast<float>(group), static_cast<float>(isa->lanes)},
+                         {x, dense(w), dense(scales), dense(biases)},
+                         [isa, bits, group](const std::vector<mx::array>& in, mx::array& out) {
+                           run_product(*isa, bits, group, in, out);
+                         });
+}
+
+std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w) {
+  if (w.ndim() != 2 || (w.dtype() != mx::bfloat16 && w.dtype() != mx::float16)) return std::nullopt;
+  const auto* isa = isa_for(0, 0);
+  if (!isa || !applies_to(x, w.shape(1))) return std::nullopt;
+  return cpu_kernel_node("PackedHalfLinear", out_shape(x, w.shape(0)), {static_cast<float>(isa->lanes)},
+                         {x, dense(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
+                           run_product(*isa, 0, 0, in, out);
+                         });
+}
+
+bool packed_supported(int bits, int group) { return isa_for(bits, group) != nullptr; }
+
+bool set_packed_isa(const std::string& name) {
+  if (name.empty()) {
+    forced_isa = nullptr;
+    return true;
+  }
+  for (const PackedIsa* isa : {packed_isa_avx512(), packed_isa_avx2(), &packed_isa_portable()}) {
+    if (isa && name == isa->name && packed_isa_runs(*isa)) {
+      forced_isa = isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string packed_isa_name() { return forced_isa ? forced_isa->name : packed_isa().name; }
+
+}  // namespace qwen3_mlx

@@ -1,0 +1,32 @@
+// x · Wᵀ for float32 x on the CPU with W as the checkpoint stores it, one graph node:
+// affine-quantized (packed uint32 + scales + biases) or bfloat16/float16. Up to
+// kPackedRowsMax rows (decode, batched decode) run the packed kernels, split across the
+// cores; more rows (prefill) dequantize W a tile at a time into float32 for BLAS sgemm, so
+// the whole float32 matrix never exists.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "mlx/mlx.h"
+
+namespace qwen3_mlx {
+
+namespace mx = mlx::core;
+
+// nullopt where this does not apply (another device, x not float32, shapes that do not
+// fit, bits the kernels do not take): the caller uses MLX's own op.
+std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
+                                              const mx::array& biases, int group, int bits);
+std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w);
+
+// Whether the CPU kernels take affine weights of `bits` in groups of `group`.
+bool packed_supported(int bits, int group);
+
+// The instruction set the kernels use on this thread's graphs: "avx512", "avx2",
+// "portable", or "" for the best this CPU runs. False (and unchanged) if it cannot run it.
+bool set_packed_isa(const std::string& name);
+// The one in use on this thread.
+std::string packed_isa_name();
+
+}  // namespace qwen3_mlx

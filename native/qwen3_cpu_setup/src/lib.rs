@@ -1,0 +1,38 @@
+//! `Qwen3.Blas`'s NIF, loaded before `Qwen3.Native` (whose library links libmlx and, with
+//! it, OpenBLAS). OpenBLAS picks its kernels from the CPU model as it loads, and 0.3.21
+//! (Debian 12) does not know every model: on Xeon VMs that report a generic one it fell
+//! back to its Prescott (SSE3) kernels, and float32 products ran 2.5× slower than with its
+//! AVX-512 ones. The VM keeps its own copy of the environment (`System.put_env` does not
+//! reach the C library's), so the choice is written here, before OpenBLAS loads.
+
+use rustler::{Env, Term};
+
+/// OPENBLAS_CORETYPE=SkylakeX on a CPU with AVX-512, unless the environment names one.
+fn choose_blas_kernels() {
+    if std::env::var_os("OPENBLAS_CORETYPE").is_some() || !has_avx512() {
+        return;
+    }
+    // Edition 2021: set_var is safe here; no other thread of this library reads the
+    // environment, and OpenBLAS reads it only when it loads, after this.
+    std::env::set_var("OPENBLAS_CORETYPE", "SkylakeX");
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+fn load(_env: Env, _info: Term) -> bool {
+    choose_blas_kernels();
+    true
+}
+
+rustler::init!("Elixir.Qwen3.Blas", load = load);
