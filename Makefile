@@ -11,7 +11,7 @@ export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
 export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
 
 .PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
-        lint demo bench bench-serving bench-micro fuzz soak clean
+        lint demo bench bench-8b bench-serving bench-micro fuzz soak clean
 
 setup: setup-system setup-mlx setup-tokenizer setup-oracle
 
@@ -54,9 +54,15 @@ lint: setup-mlx
 demo: setup build
 	export $(FIXTURES); mix run scripts/demo.exs
 
-# This project vs mlx-lm on 0.6B-shaped and tiny checkpoints (writes bench/README.md), or on CKPT=DIR.
+# This project vs mlx-lm and llama.cpp on 0.6B-shaped and tiny checkpoints (writes
+# bench/README.md), or on CKPT=DIR.
 bench: setup build
 	mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
+
+# A Qwen3-8B-shaped 4-bit checkpoint as stored beside llama.cpp Q4_0 of the same weights
+# (writes 9 GB of checkpoints into the cache the first time).
+bench-8b: setup build
+	mix run bench/big.exs --write-readme
 
 # Qwen3.Serving with 1/4/8 concurrent callers vs the same requests one after another, and
 # streams through Qwen3.HTTP vs straight from the serving.

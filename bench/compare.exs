@@ -70,17 +70,22 @@ decode_gaps = fn model, loop ->
   |> Enum.map(fn [a, b] -> ms.(b - a) end)
 end
 
+# The mlx-lm side loads the same OpenBLAS: it gets the kernels ours got (Qwen3.Blas).
+blas_env = [{"OPENBLAS_CORETYPE", Qwen3.Blas.openblas_coretype()}]
+
 mlx_lm = fn dir, compute ->
   args = ["bench/mlx_lm_side.py", dir, "--compute", compute, "--budget", "#{budget}"]
 
   {out, 0} =
-    System.cmd(python, args ++ ["--prompt-lens", Enum.join(prompt_lens, ","), "--decode", "#{decode_tokens}"])
+    System.cmd(python, args ++ ["--prompt-lens", Enum.join(prompt_lens, ","), "--decode", "#{decode_tokens}"],
+      env: blas_env
+    )
 
   out |> String.split("\n", trim: true) |> List.last() |> Qwen3.JSON.decode!()
 end
 
 bandwidth = fn ->
-  {out, 0} = System.cmd(python, ["bench/bandwidth.py"])
+  {out, 0} = System.cmd(python, ["bench/bandwidth.py"], env: blas_env)
   out |> String.trim() |> String.to_float()
 end
 
@@ -88,15 +93,21 @@ end
 # checkpoint's weights, by the checkpoint they stand beside.
 gguf_types = %{"0.6b-bf16" => ~w(F32 BF16), "0.6b-8bit" => ~w(Q8_0), "0.6b-4bit" => ~w(Q4_0)}
 
-llama_cpp = fn name, vocab ->
-  {dir, 0} = System.cmd("scripts/setup_llama_cpp.sh", [])
+llama_cpp_dir = fn ->
+  {dir, 0} = System.cmd(Path.expand("scripts/setup_llama_cpp.sh"), [])
   dir = String.trim(dir)
   File.cp!("bench/llama_cpp_side.mjs", Path.join(dir, "llama_cpp_side.mjs"))
+  dir
+end
+
+llama_cpp = fn name, vocab ->
+  types = Map.get(gguf_types, name, [])
+  dir = if types != [], do: llama_cpp_dir.()
   [source] = Bench.checkpoints(["0.6b-bf16"])
   gguf_dir = Path.join(Path.dirname(source), "gguf")
-  File.mkdir_p!(gguf_dir)
 
-  for type <- Map.get(gguf_types, name, []) do
+  for type <- types do
+    File.mkdir_p!(gguf_dir)
     file = Path.join(gguf_dir, "0.6b-#{type}.gguf")
 
     unless File.exists?(file) do
@@ -147,7 +158,7 @@ ours = fn dir, weights, loops ->
   %{info: model.info, prefill: pre, decode: dec, mlx_peak: Memory.stats!().peak, rss: Memory.rss()}
 end
 
-header_machine = Bench.machine()
+header_machine = "#{Bench.machine()} · OpenBLAS core #{Qwen3.Blas.openblas_coretype() || "as detected"}"
 gbs = bandwidth.()
 IO.puts("#{header_machine}\nmeasured read bandwidth: #{Float.round(gbs, 1)} GB/s\n")
 

@@ -10,13 +10,14 @@ defmodule Qwen3.Blas do
   def load_nif do
     path = :filename.join(:code.priv_dir(:qwen3), ~c"native/libqwen3_cpu_setup")
 
-    case :erlang.load_nif(path, 0) do
-      :ok -> :ok
-      {:error, {:reload, _}} -> :ok
-      {:error, _} -> :ok
-    end
+    _ = :erlang.load_nif(path, 0)
+    :ok
   end
 
-  @doc "The OpenBLAS core type this process asked for, if any (nil: OpenBLAS chooses)."
-  def core_type, do: System.get_env("OPENBLAS_CORETYPE")
+  @doc """
+  The OpenBLAS core type in this process's environment, if any (nil: OpenBLAS chooses).
+  Pass it on to other processes that load OpenBLAS (the VM's copy of the environment,
+  which `System.cmd/3` hands on, does not have it).
+  """
+  def openblas_coretype, do: System.get_env("OPENBLAS_CORETYPE")
 end

@@ -56,8 +56,9 @@ void few_rows(const PackedIsa& isa, PackedProduct p, const float* x) {
 }
 
 // Many rows: W a tile of rows at a time into float32, then sgemm into y's columns. The
-// tile is dequantized on this thread alone (BLAS's threads use the other cores next), in
-// the order prepare_rows gives x's columns, so the decoding stays in vectors.
+// tile is dequantized across the cores in the order prepare_rows gives x's columns, so
+// the decoding stays in vectors; tiles of up to 16 MiB keep the sgemm calls few (each one
+// packs x again).
 void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows) {
   const auto sgemm = blas_sgemm();
   if (!sgemm) {
@@ -72,15 +73,21 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
   if (p.bits > 0 && isa.supports(p.bits, p.group)) {
     scratch.x.resize(static_cast<size_t>(rows * p.k));
     scratch.group_sums.resize(static_cast<size_t>(rows * (p.k / p.group)));
-    isa.prepare_rows(x, static_cast<int>(rows), p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
-    x = scratch.x.data();
+    const int64_t groups = p.k / p.group;
+    float *out = scratch.x.data(), *sums = scratch.group_sums.data();
+    auto part = [&](int64_t b, int64_t e) {
+      isa.prepare_rows(x + b * p.k, static_cast<int>(e - b), p.k, p.bits, p.group, out + b * p.k, sums + b * groups);
+    };
+    parallel_for(rows, 16, part);
+    x = out;
   }
-  // Tiles of ~4 MiB: few sgemm calls (each packs x again), still within the L3 cache.
-  const int64_t tile_rows = std::max<int64_t>(kTileRows, (int64_t{4} << 20) / (4 * p.k));
+  const int64_t tile_rows = std::max<int64_t>(kTileRows, (int64_t{16} << 20) / (4 * p.k));
   scratch.tile.resize(static_cast<size_t>(tile_rows * p.k));
   for (int64_t j0 = 0; j0 < p.n; j0 += tile_rows) {
     const int64_t j1 = std::min(p.n, j0 + tile_rows);
-    isa.dequantize_rows(p, j0, j1, scratch.tile.data());
+    float* tile = scratch.tile.data();
+    auto part = [&](int64_t b, int64_t e) { isa.dequantize_rows(p, j0 + b, j0 + e, tile + b * p.k); };
+    parallel_for(j1 - j0, 16, part);
     sgemm(kRowMajor, kNoTrans, kTrans, static_cast<int>(rows), static_cast<int>(j1 - j0), static_cast<int>(p.k),
           1.0f, x, static_cast<int>(p.k), scratch.tile.data(), static_cast<int>(p.k), 0.0f, p.y + j0,
           static_cast<int>(p.n));

@@ -30,6 +30,13 @@ fn has_avx512() -> bool {
     false
 }
 
+/// The core type OpenBLAS was told in this process's environment (nil: it chose alone).
+/// The VM's own copy of the environment does not see what `load` wrote.
+#[rustler::nif]
+fn openblas_coretype() -> Option<String> {
+    std::env::var("OPENBLAS_CORETYPE").ok()
+}
+
 fn load(_env: Env, _info: Term) -> bool {
     choose_blas_kernels();
     true
