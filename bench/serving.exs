@@ -1,19 +1,38 @@
 # Aggregate throughput of Qwen3.Serving (continuous batching) with 1, 4 and 8 concurrent
 # callers against the same requests run one after another with Qwen3.generate/3: same
 # checkpoint, same run, greedy, each caller with its own 32-token prompt.
-#   mix run bench/serving.exs [--only NAME,...] [--tokens N] [--write-readme] [CKPT_DIR ...]
-# Without directories it uses the tiny and 0.6B-shaped bf16 checkpoints of bench/checkpoints.py.
+#   mix run bench/serving.exs [--only NAME,...] [--weights stored,widened] [--tokens N]
+#                             [--write-readme] [CKPT_DIR ...]
+# Without directories it uses the tiny and 0.6B-shaped bf16 checkpoints of bench/checkpoints.py,
+# and the 0.6B-shaped 4-bit one twice: as stored (packed kernels) and widened to float32.
 Code.require_file("support.exs", __DIR__)
 alias Qwen3.{Model, Serving}
 
 {opts, dirs} =
-  OptionParser.parse!(System.argv(), strict: [only: :string, tokens: :integer, write_readme: :boolean])
+  OptionParser.parse!(System.argv(),
+    strict: [only: :string, weights: :string, tokens: :integer, write_readme: :boolean]
+  )
 
 callers = [1, 4, 8]
 prompt_len = 32
 
-dirs =
-  if dirs == [], do: Bench.checkpoints(String.split(opts[:only] || "tiny-bf16,0.6b-bf16", ",")), else: dirs
+# {checkpoint dir, how its weights are kept on the CPU}
+cases =
+  cond do
+    opts[:weights] ->
+      names = String.split(opts[:only] || "tiny-bf16,0.6b-bf16,0.6b-4bit", ",")
+      dirs = if dirs == [], do: Bench.checkpoints(names), else: dirs
+      weights = opts[:weights] |> String.split(",") |> Enum.map(&String.to_existing_atom/1)
+      for dir <- dirs, w <- weights, do: {dir, w}
+
+    dirs != [] or opts[:only] ->
+      dirs = if dirs == [], do: Bench.checkpoints(String.split(opts[:only], ",")), else: dirs
+      for dir <- dirs, do: {dir, :stored}
+
+    true ->
+      [tiny, bf16, q4] = Bench.checkpoints(["tiny-bf16", "0.6b-bf16", "0.6b-4bit"])
+      [{tiny, :stored}, {bf16, :stored}, {q4, :stored}, {q4, :widened}]
+  end
 
 prompt = fn i, vocab -> for j <- 0..(prompt_len - 1), do: rem(i * 7919 + j * 104_729 + 11, vocab) end
 
@@ -60,13 +79,13 @@ f1 = &:erlang.float_to_binary(&1 / 1, decimals: 1)
 f2 = &:erlang.float_to_binary(&1 / 1, decimals: 2)
 
 rows =
-  for dir <- dirs do
-    model = Model.load!(dir)
+  for {dir, weights} <- cases do
+    model = Model.load!(dir, weights: weights)
     big? = model.info.hidden_size >= 1024
     n = opts[:tokens] || if(big?, do: 32, else: 128)
     runs = if big?, do: 1, else: 3
-    name = :"bench_#{Path.basename(dir)}"
-    {:ok, _} = Serving.start_link(model: model, name: name, batch_size: 8, max_len: prompt_len + n + 8)
+    name = :"bench_#{Path.basename(dir)}_#{weights}"
+    {:ok, serving} = Serving.start_link(model: model, name: name, batch_size: 8, max_len: prompt_len + n + 8)
     measure.(model, name, 2, 4)
 
     for c <- callers do
@@ -76,6 +95,7 @@ rows =
       row =
         [
           Path.basename(dir),
+          "#{weights}",
           "#{c}",
           "#{m.tokens}",
           f1.(m.seq),
@@ -88,11 +108,13 @@ rows =
       IO.puts(Enum.join(row, "  "))
       row
     end
+    |> tap(fn _ -> GenServer.stop(serving) end)
   end
   |> Enum.concat()
 
 head = [
   "checkpoint",
+  "weights",
   "callers",
   "tokens",
   "one after another tok/s",

@@ -38,7 +38,7 @@ struct PackedIsa {
   // x [rows, k] (row-contiguous) → `out` [rows, k] in the order the decoder produces
   // values, and the group sums; for half weights a plain copy is not needed (x as is).
   void (*prepare_rows)(const float* x, int rows, int64_t k, int bits, int group, float* out, float* group_sums);
-  // 1..kPackedRowsMax rows times weight rows [j0, j1).
+  // Any number of rows times weight rows [j0, j1), kPackedRowsMax rows at a time at most.
   void (*rows_times)(const PackedProduct& p, int64_t j0, int64_t j1);
   // Weight rows [j0, j1) as float32 into out[(j - j0) · k + ·]: for the layouts
   // `supports` takes, in prepare_rows' column order (rows of x prepared the same way give

@@ -1,8 +1,8 @@
 // x · Wᵀ for float32 x on the CPU with W as the checkpoint stores it, one graph node:
-// affine-quantized (packed uint32 + scales + biases) or bfloat16/float16. Up to
-// kPackedRowsMax rows (decode, batched decode) run the packed kernels, split across the
-// cores; more rows (prefill) dequantize W a tile at a time into float32 for BLAS sgemm, so
-// the whole float32 matrix never exists.
+// affine-quantized (packed uint32 + scales + biases) or bfloat16/float16. Up to 32 rows
+// (decode, batched decode, short prompts and prefill chunks) run the packed kernels, split
+// across the cores; more rows (prefill) dequantize W a tile at a time into float32 for BLAS
+// sgemm, so the whole float32 matrix never exists.
 #pragma once
 
 #include <optional>

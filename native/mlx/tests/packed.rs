@@ -1,9 +1,9 @@
 //! The packed-weight CPU kernels (cpp/packed_kernels.inc, each build this CPU runs) against
 //! MLX's own `dequantize` + `matmul` on the same packed weights, and bf16/f16 weights
 //! against MLX's widening + matmul: every bit width the kernels take (2, 4, 8), groups of
-//! 32/64/128, scales stored as f32, bf16 and f16, 1–9, 17 and 300 input rows (300 goes
-//! through the dequantized tiles and BLAS), strided inputs, and a product large enough to be
-//! split across threads. Bound: 1e-5 of the largest |y| (float32 sums in another order;
+//! 32/64/128, scales stored as f32, bf16 and f16, 1–9, 17, 32, 33 and 300 input rows (33
+//! and 300 go through the dequantized tiles and BLAS), strided inputs, and a product large
+//! enough to be split across threads. Bound: 1e-5 of the largest |y| (float32 sums in another order;
 //! measured below 1e-6). 3/5/6 bits are not packed on the CPU: they go to MLX's
 //! `quantized_matmul`, which must agree too.
 
@@ -87,7 +87,7 @@ fn affine_products_equal_dequantize_then_matmul() {
         for bits in [2, 4, 8] {
             for group in [32, 64, 128] {
                 for scales in [Dtype::Bfloat16, Dtype::Float16, Dtype::Float32] {
-                    for rows in (1..=9).chain([17, 300]) {
+                    for rows in (1..=9).chain([17, 32, 33, 300]) {
                         let case = Case {
                             rows,
                             n: if rows == 300 { 300 } else { 37 },
@@ -186,7 +186,7 @@ fn three_five_and_six_bits_go_to_mlx() {
 fn half_weights_equal_widening_then_matmul() {
     for isa in isas() {
         for dtype in [Dtype::Bfloat16, Dtype::Float16] {
-            for rows in (1..=9).chain([17, 300]) {
+            for rows in (1..=9).chain([17, 32, 33, 300]) {
                 // k = 100: not a multiple of any vector width, so the tails run too.
                 let (got, want, name) = on_cpu(move || {
                     assert!(use_packed_isa(isa));
