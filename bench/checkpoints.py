@@ -1,8 +1,8 @@
 """Random-weight checkpoints with the real Qwen3-0.6B shapes (bf16, and 4/8-bit quantized the
 way mlx-community publishes them), plus the tiny test shape, for bench/compare.exs.
 
-Run in the oracle venv:  python bench/checkpoints.py OUT_DIR
-Writes OUT_DIR/<name>/ for each name in CHECKPOINTS; existing ones are kept.
+Run in the oracle venv:  python bench/checkpoints.py OUT_DIR [NAME ...]
+Writes OUT_DIR/<name>/ for each name given (default: all of CHECKPOINTS); existing ones are kept.
 """
 
 import sys
@@ -49,7 +49,8 @@ def build(out, shape, quantization):
 
 def main():
     root = Path(sys.argv[1])
-    for name, (shape, quantization) in CHECKPOINTS.items():
+    names = sys.argv[2:] or list(CHECKPOINTS)
+    for name, (shape, quantization) in ((n, CHECKPOINTS[n]) for n in names):
         out = root / name
         if (out / "generation_config.json").exists():  # written last
             continue

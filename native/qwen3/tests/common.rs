@@ -1,4 +1,4 @@
-//! Shared helpers: the fixture directory and running closures on the CPU worker.
+//! Shared helpers: the fixture directory and running closures on the test device's worker.
 #![allow(dead_code)]
 
 use mlx::{Array, Device, Dtype, Worker};
@@ -16,8 +16,19 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(dir)
 }
 
-pub fn on_cpu<T: Send + 'static>(f: impl FnOnce() -> qwen3::Result<T> + Send + 'static) -> T {
-    Worker::for_device(Device::Cpu)
+/// The device the model tests run on: the CPU, or `QWEN3_TEST_DEVICE=gpu` (Metal or CUDA;
+/// scripts/device_check.sh runs the parity suite so, against mlx-lm on the same GPU).
+pub fn test_device() -> Device {
+    match std::env::var("QWEN3_TEST_DEVICE") {
+        Ok(name) => {
+            Device::from_name(&name).unwrap_or_else(|| panic!("QWEN3_TEST_DEVICE={name}: cpu or gpu"))
+        }
+        Err(_) => Device::Cpu,
+    }
+}
+
+pub fn on_device<T: Send + 'static>(f: impl FnOnce() -> qwen3::Result<T> + Send + 'static) -> T {
+    Worker::for_device(test_device())
         .unwrap()
         .run(move || f().map_err(|e| mlx::Error::Mlx(format!("{}: {e}", e.kind()))))
         .unwrap()
@@ -34,7 +45,7 @@ pub fn load_as(variant: &str, dtype: Option<Dtype>, storage: Option<Storage>) ->
         storage,
         ..LoadOptions::default()
     };
-    Model::load(fixtures().join(variant), Device::Cpu, opts, |_| {})
+    Model::load(fixtures().join(variant), test_device(), opts, |_| {})
 }
 
 pub fn ids(tokens: &[u32]) -> qwen3::Result<Array> {

@@ -4,7 +4,7 @@
 //! `</think>` when told to.
 
 mod common;
-use common::on_cpu;
+use common::on_device;
 use mlx::Array;
 use qwen3::constraint::{GrammarSource, Grammars};
 use qwen3::sampler::{Placement, Sampler, SamplerSpec};
@@ -28,7 +28,7 @@ fn draw(
     steps: usize,
     start: Option<u32>,
 ) -> (Vec<u32>, bool) {
-    on_cpu(move || {
+    on_device(move || {
         let grammars = Grammars::from_tokenizer_json(&tokenizer_json(), VOCAB, &EOS)?;
         let constraint = grammars.compile(&source)?.starting_after(start);
         let spec = SamplerSpec {
@@ -142,7 +142,7 @@ fn a_constraint_can_wait_for_the_end_of_the_think_block() {
 
 #[test]
 fn a_grammar_that_does_not_compile_is_invalid_grammar() {
-    let errors = on_cpu(|| {
+    let errors = on_device(|| {
         let grammars = Grammars::from_tokenizer_json(&tokenizer_json(), VOCAB, &EOS)?;
         Ok([
             GrammarSource::JsonSchema("{not json".into()),

@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{copy_dir, first_weights_file, fixtures, ids, on_cpu, read_header, tensor_names, write_header};
+use common::{
+    copy_dir, first_weights_file, fixtures, ids, on_device, read_header, tensor_names, write_header,
+};
 use mlx::Device;
 use qwen3::{LoadOptions, Model};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -156,7 +158,7 @@ fn mutate(rng: &mut Rng, dir: &Path) -> &'static str {
 
 /// Loads `dir`; a model that loads must also run one forward step. Returns the outcome.
 fn load_and_run(dir: PathBuf) -> Result<String, String> {
-    on_cpu(move || {
+    on_device(move || {
         let result = std::panic::catch_unwind(|| {
             Model::load(&dir, Device::Cpu, LoadOptions::default(), |_| {}).and_then(|model| {
                 let mut cache = model.new_cache(1, 8)?;

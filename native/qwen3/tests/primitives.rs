@@ -188,7 +188,7 @@ fn assert_close(got: &Array, want: &[Vec<Vec<f32>>], what: &str) {
 
 #[test]
 fn mlp_matches_the_reference() {
-    on_cpu(|| {
+    on_device(|| {
         let model = load("dense-f32-tied", None)?;
         let r = Reference::new(&model, 1);
         let x = inputs(2, 3, model.dims.hidden as usize, 1);
@@ -203,7 +203,7 @@ fn mlp_matches_the_reference() {
 
 #[test]
 fn attention_with_gqa_at_offset_zero_and_after_a_prefix_batch_2() {
-    on_cpu(|| {
+    on_device(|| {
         let model = load("dense-f32-tied", None)?;
         assert!(
             model.dims.heads > model.dims.kv_heads,
@@ -243,7 +243,7 @@ fn attention_with_gqa_at_offset_zero_and_after_a_prefix_batch_2() {
 
 #[test]
 fn whole_layer_matches_the_reference() {
-    on_cpu(|| {
+    on_device(|| {
         let model = load("dense-f32-tied", None)?;
         let hidden = model.dims.hidden as usize;
         let mut r = Reference::new(&model, 2);
@@ -259,7 +259,7 @@ fn whole_layer_matches_the_reference() {
 
 #[test]
 fn cache_overflow_and_bad_shapes_are_rejected_before_graph_building() {
-    on_cpu(|| {
+    on_device(|| {
         let model = load("dense-f32-tied", None)?;
         let hidden = model.dims.hidden as usize;
         let mut cache = model.new_cache(1, 4)?;

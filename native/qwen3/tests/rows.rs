@@ -26,7 +26,7 @@ fn prefilled(model: &Model) -> qwen3::Result<Vec<KvCache>> {
 
 #[test]
 fn rows_at_different_offsets_match_one_row_steps() {
-    let worst = on_cpu(|| {
+    let worst = on_device(|| {
         let model = load("dense-f32-tied", None)?;
         let mut alone = prefilled(&model)?;
         let mut batched = prefilled(&model)?;
@@ -52,7 +52,7 @@ fn rows_at_different_offsets_match_one_row_steps() {
 
 #[test]
 fn rows_reject_shared_shapes_they_cannot_hold() {
-    let errors = on_cpu(|| {
+    let errors = on_device(|| {
         let model = load("dense-f32-tied", None)?;
         let mut two_row = model.new_cache(2, 8)?;
         let mut small = model.new_cache(1, 2)?;
@@ -83,7 +83,7 @@ fn rows_reject_shared_shapes_they_cannot_hold() {
 
 #[test]
 fn each_row_keeps_its_own_sampler() {
-    let (together, alone) = on_cpu(|| {
+    let (together, alone) = on_device(|| {
         let specs = [
             SamplerSpec::default(),
             SamplerSpec {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::on_cpu;
+use common::on_device;
 use mlx::Array;
 use qwen3::sampler::{graph_filtered_logits, host_filtered_logits, Placement, Sampler, SamplerSpec};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -65,7 +65,7 @@ fn counts(rows: usize, vocab: usize) -> (HashMap<u32, u32>, Vec<f32>) {
 /// `rows` × `vocab` random logits: the same tokens kept, kept values within 1e-5.
 fn check_graph_against_host(specs: &[SamplerSpec], rows: usize, vocab: usize) {
     let specs = specs.to_vec();
-    on_cpu(move || {
+    on_device(move || {
         let recent: Vec<u32> = vec![5, 17, 17, 40, 96, 2];
         let (counted, dense) = counts(rows, vocab);
         for (i, spec) in specs.iter().enumerate() {
@@ -125,7 +125,7 @@ fn top_p_over_a_full_vocabulary_matches_the_host_implementation() {
 /// Draws `n` tokens at once (one row each) and compares the frequencies with the filtered
 /// distribution: every count within 5 standard deviations, dropped tokens never drawn.
 fn check_frequencies(placement: Placement) {
-    on_cpu(move || {
+    on_device(move || {
         let base = [2.0f32, 1.5, 1.0, 0.5, 0.0, -1.0, -3.0];
         let vocab = base.len();
         let spec = SamplerSpec {
@@ -173,7 +173,7 @@ fn host_sampler_frequencies_follow_the_filtered_distribution() {
 }
 
 fn sequence(placement: Placement, seed: u64, penalty: f32) -> Vec<u32> {
-    on_cpu(move || {
+    on_device(move || {
         let vocab = 50;
         let logits = random_logits(1, vocab, 99)
             .iter()
@@ -214,7 +214,7 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
 #[test]
 fn frequency_and_presence_penalties_count_generated_tokens() {
     for placement in [Placement::Graph, Placement::Host] {
-        let picks = on_cpu(move || {
+        let picks = on_device(move || {
             let x = Array::from_slice(&[3.0f32, 2.5, 1.0], &[1, 3])?;
             let spec = SamplerSpec {
                 placement,
@@ -236,7 +236,7 @@ fn frequency_and_presence_penalties_count_generated_tokens() {
 #[test]
 fn greedy_with_penalty_avoids_recent_tokens() {
     for placement in [Placement::Graph, Placement::Host] {
-        let picks = on_cpu(move || {
+        let picks = on_device(move || {
             let x = Array::from_slice(&[1.0f32, 3.0, 2.5, -1.0], &[1, 4])?;
             let spec = SamplerSpec {
                 placement,
@@ -348,7 +348,7 @@ fn a_spec_takes_the_call_then_generation_config_then_the_defaults() {
 /// order; rows are independent; bad requests are refused.
 #[test]
 fn logprobs_are_the_log_softmax_of_the_raw_logits() {
-    let (got, rows, vocab, logits) = on_cpu(|| {
+    let (got, rows, vocab, logits) = on_device(|| {
         let (rows, vocab) = (2, 97);
         let logits = random_logits(rows, vocab, 5);
         let x = Array::from_slice(&logits, &[rows as i32, vocab as i32])?;

@@ -71,7 +71,7 @@ fn fields_match_their_tensors(model: &Model, dir: &Path) -> qwen3::Result<Vec<St
 
 #[test]
 fn every_layer_field_holds_the_tensor_of_its_name() {
-    let wrong = on_cpu(|| {
+    let wrong = on_device(|| {
         let model = load("dense-f32-tied", None)?;
         fields_match_their_tensors(&model, &fixtures().join("dense-f32-tied"))
     });
@@ -82,7 +82,7 @@ fn every_layer_field_holds_the_tensor_of_its_name() {
 fn swapping_two_same_shaped_tensors_in_the_file_changes_the_model() {
     let dir = swapped_checkpoint();
     let swapped_dir = dir.clone();
-    let (original, swapped, wrong) = on_cpu(move || {
+    let (original, swapped, wrong) = on_device(move || {
         let prompt = [3u32, 14, 15, 92, 65];
         let run = |model: &Model| -> qwen3::Result<Vec<f32>> {
             let mut cache = model.new_cache(1, 16)?;
