@@ -60,6 +60,30 @@ VARIANTS = {
         },
         1,
     ),
+    # YaRN with a short original context, so most pairs are stretched at these positions:
+    # as `rope_scaling` (transformers 4.x) and as `rope_parameters` (transformers ≥ 5).
+    "yarn-f32-tied": (
+        {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}},
+        "float32",
+        True,
+        None,
+        1,
+    ),
+    "yarn-bf16-params": (
+        {
+            "rope_parameters": {
+                "rope_type": "yarn",
+                "factor": 8.0,
+                "original_max_position_embeddings": 32,
+                "beta_fast": 16,
+                "rope_theta": 1000000.0,
+            }
+        },
+        "bfloat16",
+        False,
+        None,
+        1,
+    ),
 }
 
 

@@ -112,7 +112,16 @@ defmodule Qwen3.BadCheckpoints do
         {"config-vocab-mismatch", f32, :invalid_argument, &set_config(&1, "vocab_size", 1001)},
         {"config-other-model", f32, :invalid_config, &set_config(&1, "model_type", "llama")},
         {"config-rope-scaling", f32, :invalid_config,
+         &set_config(&1, "rope_scaling", %{"rope_type" => "longrope", "factor" => 4.0})},
+        {"config-yarn-without-original-length", f32, :invalid_config,
          &set_config(&1, "rope_scaling", %{"rope_type" => "yarn", "factor" => 4.0})},
+        {"config-yarn-unknown-key", f32, :invalid_config,
+         &set_config(&1, "rope_scaling", %{
+           "rope_type" => "yarn",
+           "factor" => 4.0,
+           "original_max_position_embeddings" => 64,
+           "low_freq_factor" => 1.0
+         })},
         {"generation-config-broken", f32, :invalid_config,
          &File.write!(Path.join(&1, "generation_config.json"), "{\"eos_token_id\": ")}
       ]

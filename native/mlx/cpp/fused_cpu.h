@@ -23,9 +23,10 @@ bool fused_cpu_enabled();
 std::optional<mx::array> fused_rms_norm(const mx::array& x, const mx::array& weight, float eps);
 
 // x: [B, H, T, D], rotated over all `dims` == D in non-traditional halves; offsets: int32
-// [1] or [B], the position of token 0 of each row.
+// [1] or [B], the position of token 0 of each row; freqs (float32 [D/2], optional): each
+// pair's wavelength in place of base^(2i/D), as mx::fast::rope takes them.
 std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool traditional, float base, float scale,
-                                    const mx::array& offsets);
+                                    const mx::array& offsets, const mx::array* freqs = nullptr);
 
 // q: [B, Hq, L, D], k and v: [B, Hkv, S, D] with Hq a multiple of Hkv, L ≤ S. Causal: query
 // t sees keys ..S - L + t. Up to kFusedAttentionQueries queries run as dot products, more

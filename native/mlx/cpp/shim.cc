@@ -228,6 +228,12 @@ UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, 
   return own(mx::fast::rope(x, dims, traditional, base, scale, offsets, std::nullopt, dev()));
 }
 
+UArray rope_freqs(const Array& x, int32_t dims, bool traditional, float scale, const Array& offsets,
+                  const Array& freqs) {
+  if (auto fused = fused_rope(x, dims, traditional, 0.0f, scale, offsets, &freqs)) return own(std::move(*fused));
+  return own(mx::fast::rope(x, dims, traditional, std::nullopt, scale, offsets, freqs, dev()));
+}
+
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal) {
   if (auto fused = fused_attention(q, k, v, scale, causal)) return own(std::move(*fused));
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev()));

@@ -87,6 +87,8 @@ UArray rms_norm(const Array& x, const Array& weight, float eps);
 UArray rope(const Array& x, int32_t dims, bool traditional, float base, float scale, int32_t offset);
 UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, float scale,
                     const Array& offsets);
+UArray rope_freqs(const Array& x, int32_t dims, bool traditional, float scale, const Array& offsets,
+                  const Array& freqs);
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
 UArray swiglu(const Array& gate, const Array& up);

@@ -36,6 +36,26 @@ pub fn rope_offsets(
     ))
 }
 
+/// Rotary embedding with each pair's wavelength given (`freqs`: float32 `[dims / 2]`, in place
+/// of `base^(2i/dims)`; YaRN's), positions starting at `offsets` (int32 scalar, `[1]` or `[B]`).
+pub fn rope_freqs(
+    x: &Array,
+    dims: i32,
+    traditional: bool,
+    scale: f32,
+    offsets: &Array,
+    freqs: &Array,
+) -> Result<Array> {
+    wrap(bridge::rope_freqs(
+        &x.raw,
+        dims,
+        traditional,
+        scale,
+        &offsets.raw,
+        &freqs.raw,
+    ))
+}
+
 /// The attention mask given to [`sdpa`].
 #[derive(Clone, Copy)]
 pub enum Mask<'a> {

@@ -83,6 +83,14 @@ pub(crate) mod bridge {
             scale: f32,
             offsets: &Array,
         ) -> Result<UniquePtr<Array>>;
+        fn rope_freqs(
+            x: &Array,
+            dims: i32,
+            traditional: bool,
+            scale: f32,
+            offsets: &Array,
+            freqs: &Array,
+        ) -> Result<UniquePtr<Array>>;
         fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<UniquePtr<Array>>;
         fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
             -> Result<UniquePtr<Array>>;

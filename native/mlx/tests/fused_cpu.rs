@@ -4,7 +4,7 @@
 //! different order; measured ≤ 2e-6); RoPE at position 1000 gets 1e-4 (measured 4e-5), as
 //! its angles carry ~6e-5 rad of float32 rounding on either side.
 
-use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask};
+use mlx::fast::{rms_norm, rope, rope_freqs, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask};
 use mlx::{Array, Device, Dtype, Result, Worker};
 
 /// Deterministic values in (-2, 2), in a `shape` array.
@@ -74,6 +74,42 @@ fn rope_with_one_offset_and_with_one_per_row() {
     });
     assert_eq!(name, "FusedRope");
     assert_close("rope per row", &got, &want, 2e-5);
+}
+
+#[test]
+fn rope_with_given_wavelengths() {
+    // YaRN-like: wavelengths from 1 to ~1e5, some stretched; one offset, then one per row.
+    let freqs: Vec<f32> = (0..8)
+        .map(|i| 10_000f32.powf(i as f32 / 8.0) * if i > 4 { 4.0 } else { 1.0 })
+        .collect();
+    let f = freqs.clone();
+    let (got, want, name) = both(move || {
+        let x = values(&[2, 3, 4, 16], 0.4)?.transpose(&[0, 2, 1, 3])?;
+        rope_freqs(
+            &x,
+            16,
+            false,
+            1.0,
+            &Array::from_slice(&[300i32], &[1])?,
+            &Array::from_slice(&f, &[8])?,
+        )
+    });
+    assert_eq!(name, "FusedRope");
+    assert_close("rope with freqs at 300", &got, &want, 1e-4);
+
+    let (got, want, name) = both(move || {
+        let x = values(&[2, 4, 3, 16], 0.6)?;
+        rope_freqs(
+            &x,
+            16,
+            false,
+            1.0,
+            &Array::from_slice(&[5i32, 37], &[2])?,
+            &Array::from_slice(&freqs, &[8])?,
+        )
+    });
+    assert_eq!(name, "FusedRope");
+    assert_close("rope with freqs per row", &got, &want, 2e-5);
 }
 
 /// q: `[2, 8, L, 16]` against the first `keys` slots of a `[2, 4, keys + 9, 16]` cache (a

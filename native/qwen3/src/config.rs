@@ -2,6 +2,7 @@
 //! Required fields have no silent defaults; unsupported settings are rejected at load.
 
 use crate::error::{bail, Error, Result};
+use crate::rope::Yarn;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -133,15 +134,7 @@ impl Config {
                 bail!(InvalidConfig, "hidden_act {act:?} is not supported (silu only)");
             }
         }
-        if let Some(scaling) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) {
-            let kind = scaling
-                .get("rope_type")
-                .or_else(|| scaling.get("type"))
-                .and_then(Value::as_str);
-            if kind != Some("default") {
-                bail!(InvalidConfig, "rope_scaling {scaling} is not supported");
-            }
-        }
+        self.yarn()?;
         if let Some(q) = &self.quantization {
             self.default_quant(q)?;
         }
@@ -150,6 +143,13 @@ impl Config {
 
     pub fn rope_theta(&self) -> f32 {
         self.rope_theta.expect("validated")
+    }
+
+    /// YaRN's settings when `rope_scaling` (or, as transformers ≥ 5 writes it,
+    /// `rope_parameters`) asks for YaRN; `None` for plain RoPE.
+    pub fn yarn(&self) -> Result<Option<Yarn>> {
+        let scaling = self.rope_scaling.as_ref().filter(|v| !v.is_null());
+        Yarn::from_config(scaling.or(self.rope_parameters.as_ref()))
     }
 
     pub fn is_quantized(&self) -> bool {

@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::error::{bail, Result};
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, Residency};
-use mlx::fast::{rms_norm, rope, rope_offsets, sdpa, swiglu, Mask};
+use crate::rope::Rope;
+use mlx::fast::{rms_norm, sdpa, swiglu, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
 /// The tensors of one decoder layer, each field named as its safetensors key after
@@ -81,27 +82,27 @@ impl<M, V> LayerWeights<M, V> {
     }
 }
 
-/// Sizes the layer needs at run time, copied from the config.
-#[derive(Debug, Clone, Copy)]
+/// Sizes the layer needs at run time, copied from the config, and its RoPE.
+#[derive(Debug)]
 pub struct Dims {
     pub hidden: i32,
     pub heads: i32,
     pub kv_heads: i32,
     pub head_dim: i32,
     pub eps: f32,
-    pub rope_theta: f32,
+    pub rope: Rope,
 }
 
 impl Dims {
-    pub fn new(c: &Config) -> Dims {
-        Dims {
+    pub fn new(c: &Config) -> Result<Dims> {
+        Ok(Dims {
             hidden: c.hidden_size,
             heads: c.num_attention_heads,
             kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim,
             eps: c.rms_norm_eps,
-            rope_theta: c.rope_theta(),
-        }
+            rope: Rope::new(c.head_dim, c.rope_theta(), c.yarn()?.as_ref())?,
+        })
     }
 }
 
@@ -257,18 +258,12 @@ impl Layer {
 
         let padding = cache.left_padding().map(|p| p.to_vec());
         let (q, k) = match &padding {
-            None => (
-                rope(&q, d.head_dim, false, d.rope_theta, 1.0, offset)?,
-                rope(&k, d.head_dim, false, d.rope_theta, 1.0, offset)?,
-            ),
+            None => (d.rope.apply(&q, offset)?, d.rope.apply(&k, offset)?),
             Some(pad) => {
                 // Row b's first real token sits at slot pad[b]: its position is slot - pad[b].
                 let starts: Vec<i32> = pad.iter().map(|p| offset - p).collect();
                 let starts = Array::from_slice(&starts, &[b])?;
-                (
-                    rope_offsets(&q, d.head_dim, false, d.rope_theta, 1.0, &starts)?,
-                    rope_offsets(&k, d.head_dim, false, d.rope_theta, 1.0, &starts)?,
-                )
+                (d.rope.apply_from(&q, &starts)?, d.rope.apply_from(&k, &starts)?)
             }
         };
         let (keys, values) = cache.update(index, &k, &v)?;
@@ -303,7 +298,7 @@ impl Layer {
             let r = row as i32;
             let pick = |a: &Array, heads: i32| a.slice(&[r, 0, 0, 0], &[r + 1, heads, l, d.head_dim]);
             let offset = cache.layer_offset(index);
-            let rotate = |a: &Array| rope(a, d.head_dim, false, d.rope_theta, 1.0, offset);
+            let rotate = |a: &Array| d.rope.apply(a, offset);
             let k_row = rotate(&pick(&k, d.kv_heads)?)?;
             let (keys, values) = cache.update(index, &k_row, &pick(&v, d.kv_heads)?)?;
             let q_row = rotate(&pick(&q, d.heads)?)?;

@@ -12,6 +12,7 @@ pub mod layer;
 pub mod linear;
 mod memory_budget;
 pub mod model;
+pub mod rope;
 pub mod sampler;
 
 pub use config::{Config, GenerationConfig, QuantParams};

@@ -140,7 +140,7 @@ impl Model {
             None => None,
         };
         Ok(Model {
-            dims: Dims::new(&c),
+            dims: Dims::new(&c)?,
             storage: residency.storage,
             config: c,
             generation: ckpt.generation,
