@@ -122,6 +122,10 @@ defmodule Qwen3.BadCheckpoints do
            "original_max_position_embeddings" => 64,
            "low_freq_factor" => 1.0
          })},
+        {"config-fp8-quantization", f32, :invalid_config,
+         &set_config(&1, "quantization_config", %{"quant_method" => "fp8", "weight_block_size" => [128, 128]})},
+        {"config-sliding-layer", f32, :invalid_config,
+         &set_config(&1, "layer_types", ["full_attention", "sliding_attention"])},
         {"generation-config-broken", f32, :invalid_config,
          &File.write!(Path.join(&1, "generation_config.json"), "{\"eos_token_id\": ")}
       ]

@@ -43,6 +43,18 @@ pub struct Config {
     /// MLX-community quantization block (`group_size`, `bits`, per-module overrides).
     #[serde(default)]
     pub quantization: Option<BTreeMap<String, Value>>,
+    /// transformers' block: a copy of `quantization` in MLX-community checkpoints; other
+    /// methods (fp8, awq, gptq …) are refused by name.
+    #[serde(default)]
+    pub quantization_config: Option<Value>,
+    /// transformers ≥ 4.57 lists each layer's attention; only `full_attention` is Qwen3's.
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub architectures: Option<Vec<String>>,
+    /// transformers ≥ 4.56's name for `torch_dtype` (informational: tensors carry their own).
+    #[serde(default)]
+    pub dtype: Option<String>,
 }
 
 /// A token id or a list of them, as both appear in Hugging Face configs.
@@ -128,6 +140,40 @@ impl Config {
         }
         if self.use_sliding_window {
             bail!(InvalidConfig, "sliding-window attention is not supported");
+        }
+        if let Some(archs) = &self.architectures {
+            if let Some(other) = archs.iter().find(|a| *a != "Qwen3ForCausalLM") {
+                bail!(InvalidConfig, "architectures: {other:?} is not Qwen3ForCausalLM");
+            }
+        }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers as usize {
+                bail!(
+                    InvalidConfig,
+                    "layer_types lists {} layers, num_hidden_layers is {}",
+                    types.len(),
+                    self.num_hidden_layers
+                );
+            }
+            if let Some(other) = types.iter().find(|t| *t != "full_attention") {
+                bail!(
+                    InvalidConfig,
+                    "layer_types: {other:?} attention is not supported (full_attention only)"
+                );
+            }
+        }
+        // mlx-lm reads `quantization` first; without it, transformers' block must not be skipped.
+        if let (None, Some(qc)) = (&self.quantization, &self.quantization_config) {
+            match qc.get("quant_method").and_then(Value::as_str) {
+                Some(method) => bail!(
+                    InvalidConfig,
+                    "quantization_config.quant_method {method:?} is not supported (MLX-community affine only)"
+                ),
+                None => bail!(
+                    InvalidConfig,
+                    "quantization_config without a `quantization` block is not understood"
+                ),
+            }
         }
         if let Some(act) = &self.hidden_act {
             if act != "silu" {

@@ -1,0 +1,161 @@
+//! `config.json` as the hub carries it for Qwen3: the fields of the published configs
+//! (Qwen/Qwen3-4B as transformers 4.51 wrote it), the same re-saved by transformers 4.57
+//! (`dtype`, `layer_types`) and 5 (`rope_parameters`), an MLX-community 4-bit block, Qwen's
+//! documented YaRN block, and the shapes that must be refused by name rather than misread.
+
+use qwen3::Config;
+use serde_json::{json, Value};
+
+/// Qwen/Qwen3-4B's config.json, field for field.
+fn qwen3_4b() -> Value {
+    json!({
+        "architectures": ["Qwen3ForCausalLM"],
+        "attention_bias": false,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+        "head_dim": 128,
+        "hidden_act": "silu",
+        "hidden_size": 2560,
+        "initializer_range": 0.02,
+        "intermediate_size": 9728,
+        "max_position_embeddings": 40960,
+        "max_window_layers": 36,
+        "model_type": "qwen3",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 36,
+        "num_key_value_heads": 8,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": null,
+        "rope_theta": 1000000,
+        "sliding_window": null,
+        "tie_word_embeddings": true,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.51.0",
+        "use_cache": true,
+        "use_sliding_window": false,
+        "vocab_size": 151936
+    })
+}
+
+fn with(mut base: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            base.as_object_mut().unwrap().remove(k);
+        } else {
+            base[k] = v.clone();
+        }
+    }
+    base
+}
+
+fn load(v: &Value) -> qwen3::Result<Config> {
+    Config::from_json(&v.to_string())
+}
+
+fn refused(v: Value, needle: &str) {
+    let e = load(&v).expect_err("must be refused");
+    assert_eq!(e.kind(), "invalid_config", "{e}");
+    assert!(e.to_string().contains(needle), "{e:?} should name {needle}");
+}
+
+#[test]
+fn the_published_config_loads_with_what_it_says() {
+    let c = load(&qwen3_4b()).unwrap();
+    assert_eq!((c.hidden_size, c.head_dim, c.num_hidden_layers), (2560, 128, 36));
+    assert_eq!(c.rope_theta(), 1_000_000.0);
+    assert!(c.tie_word_embeddings && c.yarn().unwrap().is_none() && !c.is_quantized());
+}
+
+#[test]
+fn transformers_re_saves_load_the_same() {
+    let layer_types = vec!["full_attention"; 36];
+    // 4.57: `dtype` beside (or instead of) `torch_dtype`, and `layer_types`.
+    let v457 = with(
+        qwen3_4b(),
+        json!({"dtype": "bfloat16", "torch_dtype": null, "layer_types": layer_types, "transformers_version": "4.57.1"}),
+    );
+    // 5.x: rope_theta nested in rope_parameters.
+    let v5 = with(
+        v457.clone(),
+        json!({"rope_theta": null, "rope_scaling": null,
+               "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}}),
+    );
+    for v in [v457, v5] {
+        let c = load(&v).unwrap();
+        assert_eq!(c.rope_theta(), 1_000_000.0);
+        assert!(c.yarn().unwrap().is_none());
+    }
+}
+
+#[test]
+fn mlx_community_blocks_and_qwens_yarn_load() {
+    let q = json!({"group_size": 64, "bits": 4, "mode": "affine"});
+    let c = load(&with(
+        qwen3_4b(),
+        json!({"quantization": q, "quantization_config": q}),
+    ))
+    .unwrap();
+    let p = c.quant_for("model.layers.0.mlp.down_proj").unwrap().unwrap();
+    assert_eq!((p.group_size, p.bits), (64, 4));
+
+    let yarn = json!({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768});
+    let c = load(&with(
+        qwen3_4b(),
+        json!({"rope_scaling": yarn, "max_position_embeddings": 131072}),
+    ))
+    .unwrap();
+    assert_eq!(c.yarn().unwrap().unwrap().factor, 4.0);
+}
+
+#[test]
+fn what_this_loader_would_misread_is_refused_by_name() {
+    let base = qwen3_4b;
+    let mut sliding = vec!["full_attention"; 36];
+    sliding[35] = "sliding_attention";
+    refused(with(base(), json!({"layer_types": sliding})), "sliding_attention");
+    refused(
+        with(base(), json!({"layer_types": vec!["full_attention"; 35]})),
+        "layer_types",
+    );
+    refused(
+        with(base(), json!({"use_sliding_window": true})),
+        "sliding-window",
+    );
+    // Qwen's FP8 and AWQ releases: other tensors, other arithmetic.
+    let fp8 = json!({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]});
+    refused(with(base(), json!({"quantization_config": fp8})), "fp8");
+    let awq =
+        json!({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": true, "version": "gemm"});
+    refused(with(base(), json!({"quantization_config": awq})), "awq");
+    refused(
+        with(
+            base(),
+            json!({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}}),
+        ),
+        "mxfp4",
+    );
+    refused(
+        with(
+            base(),
+            json!({"model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"]}),
+        ),
+        "qwen3_moe",
+    );
+    refused(
+        with(
+            base(),
+            json!({"architectures": ["Qwen3ForSequenceClassification"]}),
+        ),
+        "Qwen3ForSequenceClassification",
+    );
+    refused(
+        with(
+            base(),
+            json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}),
+        ),
+        "llama3",
+    );
+    refused(with(base(), json!({"attention_bias": true})), "attention_bias");
+    refused(with(base(), json!({"hidden_act": "gelu"})), "gelu");
+}
