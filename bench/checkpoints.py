@@ -50,6 +50,9 @@ def build(out, shape, quantization):
 def main():
     root = Path(sys.argv[1])
     names = sys.argv[2:] or list(CHECKPOINTS)
+    unknown = [n for n in names if n not in CHECKPOINTS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark checkpoint(s) {unknown}: the names are {list(CHECKPOINTS)}")
     for name, (shape, quantization) in ((n, CHECKPOINTS[n]) for n in names):
         out = root / name
         if (out / "generation_config.json").exists():  # written last

@@ -7,7 +7,7 @@ defmodule Bench do
   def checkpoints(names) do
     python = System.fetch_env!("QWEN3_ORACLE_PYTHON")
     root = Path.join(System.fetch_env!("QWEN3_CACHE"), "bench-checkpoints")
-    {_, 0} = System.cmd(python, ["bench/checkpoints.py", root], into: IO.stream(:stdio, :line))
+    {_, 0} = System.cmd(python, ["bench/checkpoints.py", root | names], into: IO.stream(:stdio, :line))
     Enum.map(names, &Path.join(root, &1))
   end
 

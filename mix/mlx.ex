@@ -32,7 +32,6 @@ defmodule Qwen3.Build.MLX do
   @builds %{
     "cpu" => "mlx-cpu",
     "metal" => "mlx-metal",
-    "cuda" => "mlx-cuda-12",
     "cuda-12" => "mlx-cuda-12",
     "cuda-13" => "mlx-cuda-13"
   }
@@ -69,13 +68,36 @@ defmodule Qwen3.Build.MLX do
   end
 
   # QWEN3_BUILD picks the wheel; by default Metal on Apple Silicon, the CPU build elsewhere.
+  # `cuda` takes the CUDA major version the driver reports.
   defp package! do
-    build = System.get_env("QWEN3_BUILD") || default_build()
+    build =
+      case System.get_env("QWEN3_BUILD") || default_build() do
+        "cuda" -> "cuda-#{cuda_major(nvidia_smi())}"
+        build -> build
+      end
 
     Map.get(@builds, build) ||
       Mix.raise(
-        "QWEN3_BUILD=#{build} is not one of #{@builds |> Map.keys() |> Enum.sort() |> Enum.join(", ")}"
+        "QWEN3_BUILD=#{build} is not one of cuda, #{@builds |> Map.keys() |> Enum.sort() |> Enum.join(", ")}"
       )
+  end
+
+  defp nvidia_smi do
+    case System.find_executable("nvidia-smi") do
+      nil -> ""
+      exe -> exe |> System.cmd([], stderr_to_stdout: true) |> elem(0)
+    end
+  end
+
+  @doc """
+  The CUDA wheel's major version for a driver, from `nvidia-smi`'s header ("CUDA Version:
+  13.0"): 13 when the driver runs CUDA 13, else 12 (which also runs on newer drivers).
+  """
+  def cuda_major(nvidia_smi_output) do
+    case Regex.run(~r/CUDA Version:\s*(\d+)\./, nvidia_smi_output) do
+      [_, major] -> if String.to_integer(major) >= 13, do: 13, else: 12
+      nil -> 12
+    end
   end
 
   defp default_build do

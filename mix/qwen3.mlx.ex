@@ -7,7 +7,7 @@ defmodule Mix.Tasks.Qwen3.Mlx do
       export MLX_DIR="$(mix qwen3.mlx)"
 
   `MLX_DIR` set to an MLX install is used as it is. Otherwise the official wheel
-  (`mlx-cpu`, `mlx-metal` on Apple Silicon, or `QWEN3_BUILD=cuda-12|cuda-13`) is fetched
+  (`mlx-cpu`, `mlx-metal` on Apple Silicon, or `QWEN3_BUILD=cuda|cuda-12|cuda-13`) is fetched
   with pip into `QWEN3_WHEELS` (default `~/.cache/qwen3/wheels`), checked against its
   pinned sha256, and unpacked into the cache (`QWEN3_CACHE`, default `~/.cache/qwen3`). On
   Linux its CPU backend uses the system's OpenBLAS when installed (`libopenblas0-pthread`).

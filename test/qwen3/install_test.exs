@@ -120,6 +120,17 @@ defmodule Qwen3.InstallTest do
     assert out =~ "python3-pip" and out =~ "MLX_DIR", out
   end
 
+  test "QWEN3_BUILD=cuda takes the wheel for the driver's CUDA major version" do
+    header = fn version ->
+      "| NVIDIA-SMI 580.159.04   Driver Version: 580.159.04   CUDA Version: #{version}     |"
+    end
+
+    assert Qwen3.Build.MLX.cuda_major(header.("13.0")) == 13
+    assert Qwen3.Build.MLX.cuda_major(header.("12.8")) == 12
+    # No driver (or no nvidia-smi): the CUDA 12 wheel, which newer drivers also run.
+    assert Qwen3.Build.MLX.cuda_major("") == 12
+  end
+
   # Files git does not track in the repository (ignored ones included), outside _build.
   defp ignored_and_untracked(repo) do
     {out, 0} = System.cmd("git", ~w(status --porcelain --ignored --untracked-files=all), cd: repo)
