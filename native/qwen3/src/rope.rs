@@ -120,9 +120,9 @@ impl Yarn {
             .map(|i| {
                 let plain = base.powf(2.0 * i as f64 / d);
                 let stretched = self.factor * plain;
+                // 0: the pair keeps its plain wavelength; 1: it takes the stretched one.
                 let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
-                let keep = 1.0 - ramp; // 1: the pair keeps its plain wavelength
-                (plain * stretched / (stretched * keep + plain * (1.0 - keep))) as f32
+                (plain * stretched / (stretched * (1.0 - ramp) + plain * ramp)) as f32
             })
             .collect()
     }
@@ -162,21 +162,12 @@ impl Rope {
     pub fn apply(&self, x: &Array, offset: i32) -> Result<Array> {
         match &self.yarn {
             None => Ok(rope(x, self.head_dim, false, self.base, 1.0, offset)?),
-            Some((freqs, factor)) => {
-                let offsets = Array::from_slice(&[offset], &[1])?;
-                Ok(rope_freqs(
-                    &scaled(x, *factor)?,
-                    self.head_dim,
-                    false,
-                    1.0,
-                    &offsets,
-                    freqs,
-                )?)
-            }
+            Some(_) => self.apply_from(x, &Array::from_slice(&[offset], &[1])?),
         }
     }
 
-    /// Like [`Rope::apply`] with row `b` starting at position `starts[b]` (int32 `[B]`).
+    /// Like [`Rope::apply`] with row `b` starting at position `starts[b]` (int32 `[B]`, or `[1]`
+    /// for every row).
     pub fn apply_from(&self, x: &Array, starts: &Array) -> Result<Array> {
         match &self.yarn {
             None => Ok(rope_offsets(x, self.head_dim, false, self.base, 1.0, starts)?),
