@@ -14,9 +14,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
-from mlx_lm.models import qwen3
+from mlx_lm.models import qwen3, qwen3_moe
 from mlx_lm.models.cache import make_prompt_cache
-from mlx_lm.utils import load_model
+from mlx_lm.utils import load_model, quantize_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from make_text_fixtures import build_text_fixtures  # noqa: E402
@@ -34,6 +34,25 @@ TINY = dict(
     rope_theta=1000000.0,
     max_position_embeddings=512,
 )
+
+# Qwen3-30B-A3B's config.json field for field (transformers 4.51), shapes shrunk; the tiny
+# shape above supplies the attention and dense sizes.
+MOE = dict(
+    architectures=["Qwen3MoeForCausalLM"],
+    model_type="qwen3_moe",
+    decoder_sparse_step=1,
+    mlp_only_layers=[],
+    moe_intermediate_size=64,
+    norm_topk_prob=True,
+    num_experts=8,
+    num_experts_per_tok=3,
+    output_router_logits=False,
+    router_aux_loss_coef=0.001,
+)
+
+# MoE variants whose experts are saved one module per expert, as Hugging Face publishes
+# Qwen3-MoE (mlx-lm stacks them at load); the others keep mlx-lm's stacked switch_mlp.
+PER_EXPERT_TENSORS = {"moe-bf16-per-expert"}
 
 PROMPTS = [[3, 14, 15, 92, 65], [2, 7, 1, 8, 2, 8, 1, 8, 28], list(range(100, 117))]
 GREEDY_STEPS = 32
@@ -81,6 +100,17 @@ VARIANTS = {
         },
         "bfloat16",
         False,
+        None,
+        1,
+    ),
+    "moe-bf16-per-expert": (MOE, "bfloat16", False, None, 1),
+    # Quantized by mlx-lm's own convert path (its router override: 8 bits, groups of 64).
+    "moe-q4-g64": (MOE, "bfloat16", False, {"group_size": 64, "bits": 4, "mlx_lm": True}, 1),
+    # Layers 0 and 2 dense by decoder_sparse_step, 3 by mlp_only_layers: only layer 1 sparse.
+    "moe-f32-step2-tied": (
+        {**MOE, "num_hidden_layers": 4, "decoder_sparse_step": 2, "mlp_only_layers": [3], "norm_topk_prob": False},
+        "float32",
+        True,
         None,
         1,
     ),
@@ -139,11 +169,27 @@ def quantize(model, quantization):
     nn.quantize(model, class_predicate=predicate, **defaults)
 
 
-def save(out, cfg, model, dtype, shards):
+def per_expert(weights, experts):
+    """mlx-lm's stacked `switch_mlp.{name}.weight` [E, ...] as Hugging Face's
+    `experts.{e}.{name}.weight`, one tensor per expert."""
+    out = {}
+    for k, v in weights.items():
+        if ".mlp.switch_mlp." not in k:
+            out[k] = v
+            continue
+        prefix, name = k.split(".switch_mlp.")
+        for e in range(experts):
+            out[f"{prefix}.experts.{e}.{name}"] = v[e]
+    return out
+
+
+def save(out, cfg, model, dtype, shards, split_experts=False):
     out.mkdir(parents=True, exist_ok=True)
     weights = dict(tree_flatten(model.parameters()))
     if cfg["tie_word_embeddings"]:
         weights.pop("lm_head.weight", None)
+    if split_experts:
+        weights = per_expert(weights, cfg["num_experts"])
     target = getattr(mx, dtype)
     weights = {k: (v.astype(target) if mx.issubdtype(v.dtype, mx.floating) else v) for k, v in weights.items()}
     names = sorted(weights)
@@ -216,17 +262,23 @@ def primitives_golden(path):
 def build_variant(root, name, spec, seed):
     shape_over, dtype, tied, quantization, shards = spec
     shape = {**TINY, **shape_over}
-    cfg = hf_config(shape, dtype, tied, quantization)
-    args = qwen3.ModelArgs.from_dict(cfg)
-    model = qwen3.Model(args)
+    by_mlx_lm = bool(quantization and quantization.get("mlx_lm"))
+    cfg = hf_config(shape, dtype, tied, None if by_mlx_lm else quantization)
+    arch = qwen3_moe if cfg["model_type"] == "qwen3_moe" else qwen3
+    model = arch.Model(arch.ModelArgs.from_dict(cfg))
     random_weights(model, seed)
     if quantization:
         model.set_dtype(getattr(mx, dtype))
-        quantize(model, quantization)
+        if by_mlx_lm:
+            model, cfg = quantize_model(model, cfg, quantization["group_size"], quantization["bits"])
+        else:
+            quantize(model, quantization)
     out = root / name
     shutil.rmtree(out, ignore_errors=True)
-    save(out, cfg, model, dtype, shards)
+    save(out, cfg, model, dtype, shards, split_experts=name in PER_EXPERT_TENSORS)
     computes = ["float32"] + ([dtype] if dtype != "float32" else [])
+    if arch is qwen3_moe:
+        computes = ["float32"]  # MLX's CPU gather_mm, which mlx-lm's experts run, is float32 only
     meta = {"prompts": PROMPTS, "dtype": dtype, "quantized": bool(quantization)}
     meta["golden"] = {c: golden(out, c) for c in computes}
     (out / "golden" / "meta.json").write_text(json.dumps(meta, indent=2))

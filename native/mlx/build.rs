@@ -41,6 +41,7 @@ fn main() {
         .file("cpp/blas.cc")
         .file("cpp/thread_pool.cc")
         .file("cpp/packed_linear.cc")
+        .file("cpp/expert_linear.cc")
         .include(&include)
         .include(&out_dir)
         .std("c++20")
@@ -83,6 +84,8 @@ fn main() {
         "cpp/thread_pool.h",
         "cpp/packed_linear.cc",
         "cpp/packed_linear.h",
+        "cpp/expert_linear.cc",
+        "cpp/expert_linear.h",
         "cpp/packed_kernels.h",
         "cpp/packed_kernels.inc",
         "cpp/packed_kernels_avx512.cc",

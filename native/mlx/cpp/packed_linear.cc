@@ -15,18 +15,6 @@ namespace {
 
 thread_local const PackedIsa* forced_isa = nullptr;
 
-const PackedIsa* isa_for(int bits, int group) {
-  if (forced_isa) return forced_isa->supports(bits, group) ? forced_isa : nullptr;
-  return packed_isa_for(bits, group);
-}
-
-std::optional<Stored> stored_type(mx::Dtype t) {
-  if (t == mx::float32) return Stored::F32;
-  if (t == mx::bfloat16) return Stored::BF16;
-  if (t == mx::float16) return Stored::F16;
-  return std::nullopt;
-}
-
 // Up to this many rows the packed kernels run directly, each piece of weights read once for
 // all rows in blocks of kPackedRowsMax: on 0.6B-shaped 4/8-bit and bf16 weights with 2
 // cores, 16 rows took 0.4x and 32 rows 0.55-0.6x the time of dequantized tiles + sgemm.
@@ -130,24 +118,12 @@ void run_product(const PackedIsa& isa, int bits, int group, const std::vector<mx
   } else {
     p.type = *stored_type(in[1].dtype());
   }
-  if (rows <= kDirectRowsMax) {
-    p.rows = static_cast<int>(rows);
-    few_rows(isa, p, xs);
-  } else {
-    many_rows(isa, p, xs, rows);
-  }
+  packed_rows_product(isa, p, xs, rows);
 }
 
 bool applies_to(const mx::array& x, int64_t k) {
   return current_device() == mx::Device::cpu && x.dtype() == mx::float32 && x.ndim() >= 1 && x.shape(-1) == k &&
          x.size() > 0;
-}
-
-// Weights row-contiguous, as the kernels read them. Loaded ones already are, and are used
-// as they are: a Contiguous node per product would cost more than a small product.
-mx::array dense(const mx::array& a) {
-  if (a.is_available() && a.flags().row_contiguous) return a;
-  return mx::contiguous(a, false, mx::Device::cpu);
 }
 
 mx::Shape out_shape(const mx::array& x, int n) {
@@ -157,6 +133,32 @@ mx::Shape out_shape(const mx::array& x, int n) {
 }
 
 }  // namespace
+
+const PackedIsa* isa_for(int bits, int group) {
+  if (forced_isa) return forced_isa->supports(bits, group) ? forced_isa : nullptr;
+  return packed_isa_for(bits, group);
+}
+
+std::optional<Stored> stored_type(mx::Dtype t) {
+  if (t == mx::float32) return Stored::F32;
+  if (t == mx::bfloat16) return Stored::BF16;
+  if (t == mx::float16) return Stored::F16;
+  return std::nullopt;
+}
+
+void packed_rows_product(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows) {
+  if (rows <= kDirectRowsMax) {
+    p.rows = static_cast<int>(rows);
+    few_rows(isa, p, x);
+  } else {
+    many_rows(isa, p, x, rows);
+  }
+}
+
+mx::array row_contiguous(const mx::array& a) {
+  if (a.is_available() && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, mx::Device::cpu);
+}
 
 std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
                                               const mx::array& biases, int group, int bits) {
@@ -171,7 +173,7 @@ std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::arra
   }
   return cpu_kernel_node("PackedAffineLinear", out_shape(x, n),
                          {static_cast<float>(bits), static_cast<float>(group), static_cast<float>(isa->lanes)},
-                         {x, dense(w), dense(scales), dense(biases)},
+                         {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
                          [isa, bits, group](const std::vector<mx::array>& in, mx::array& out) {
                            run_product(*isa, bits, group, in, out);
                          });
@@ -182,7 +184,7 @@ std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array&
   const auto* isa = isa_for(0, 0);
   if (!isa || !applies_to(x, w.shape(1))) return std::nullopt;
   return cpu_kernel_node("PackedHalfLinear", out_shape(x, w.shape(0)), {static_cast<float>(isa->lanes)},
-                         {x, dense(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
+                         {x, row_contiguous(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
                            run_product(*isa, 0, 0, in, out);
                          });
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "mlx/cpp/packed_kernels.h"
 #include "mlx/mlx.h"
 
 namespace qwen3_mlx {
@@ -19,6 +20,15 @@ namespace mx = mlx::core;
 std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
                                               const mx::array& biases, int group, int bits);
 std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w);
+
+// What expert_linear.cc shares: the kernels in effect on this thread for `bits`/`group`
+// (null if none), the kernels' name for a dtype, one product of `rows` row-contiguous float32
+// rows (all fields of `p` but x and rows set), and an input made row-contiguous (loaded
+// weights already are and are used as they are: a node per product would cost more).
+const PackedIsa* isa_for(int bits, int group);
+std::optional<Stored> stored_type(mx::Dtype t);
+void packed_rows_product(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows);
+mx::array row_contiguous(const mx::array& a);
 
 // Whether the CPU kernels take affine weights of `bits` in groups of `group`.
 bool packed_supported(int bits, int group);

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "mlx/cpp/expert_linear.h"
 #include "mlx/cpp/fused_cpu.h"
 #include "mlx/cpp/packed_linear.h"
 #include "ops_generated.h"
@@ -276,6 +277,15 @@ UArray quantized_linear(const Array& x, const Array& w, const Array& scales, con
   auto s = scales.dtype() == x.dtype() ? scales : mx::astype(scales, x.dtype(), dev());
   auto b = biases.dtype() == x.dtype() ? biases : mx::astype(biases, x.dtype(), dev());
   return own(mx::quantized_matmul(x, w, s, b, true, group_size, bits, "affine", dev()));
+}
+
+UArray expert_linear(const Array& x, const Array& w, const Array& indices) {
+  return own(qwen3_mlx::expert_linear(x, w, indices, thread_device));
+}
+
+UArray expert_quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,
+                               const Array& indices, int32_t group_size, int32_t bits) {
+  return own(qwen3_mlx::expert_quantized_linear(x, w, scales, biases, indices, group_size, bits, thread_device));
 }
 
 bool use_packed_isa(rust::Str name) { return set_packed_isa(std::string(name)); }

@@ -155,6 +155,36 @@ pub fn quantized_linear(
     ))
 }
 
+/// `x` `[..., X, k]` (X = 1, or one row per picked expert) times the experts that `indices`
+/// `[..., top_k]` picks from the stack `w` `[E, n, k]` → `[..., top_k, n]`; only the picked
+/// experts are read. Float32 `x` on the CPU with bf16/f16 `w` runs this project's kernels
+/// (each picked expert read once for all rows that picked it); elsewhere MLX's `gather_mm`.
+pub fn expert_linear(x: &Array, w: &Array, indices: &Array) -> Result<Array> {
+    wrap(bridge::expert_linear(&x.raw, &w.raw, &indices.raw))
+}
+
+/// [`expert_linear`] with the stack affine-quantized (`w` `[E, n, k·bits/32]`, scales and
+/// biases `[E, n, k / group_size]`): the packed kernels on the CPU, else MLX's `gather_qmm`.
+pub fn expert_quantized_linear(
+    x: &Array,
+    w: &Array,
+    scales: &Array,
+    biases: &Array,
+    indices: &Array,
+    group_size: i32,
+    bits: i32,
+) -> Result<Array> {
+    wrap(bridge::expert_quantized_linear(
+        &x.raw,
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        &indices.raw,
+        group_size,
+        bits,
+    ))
+}
+
 /// Whether the CPU kernels of [`quantized_linear`] take `bits` in groups of `group_size`
 /// (2, 4 or 8 bits; 3, 5 and 6 are not packed on the CPU).
 pub fn packed_supported(bits: i32, group_size: i32) -> bool {

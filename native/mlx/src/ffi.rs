@@ -124,6 +124,16 @@ pub(crate) mod bridge {
             group_size: i32,
             bits: i32,
         ) -> Result<UniquePtr<Array>>;
+        fn expert_linear(x: &Array, w: &Array, indices: &Array) -> Result<UniquePtr<Array>>;
+        fn expert_quantized_linear(
+            x: &Array,
+            w: &Array,
+            scales: &Array,
+            biases: &Array,
+            indices: &Array,
+            group_size: i32,
+            bits: i32,
+        ) -> Result<UniquePtr<Array>>;
         fn packed_supported(bits: i32, group_size: i32) -> bool;
         fn use_packed_isa(name: &str) -> bool;
         fn packed_isa_in_use() -> String;

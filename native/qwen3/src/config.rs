@@ -55,6 +55,30 @@ pub struct Config {
     /// transformers ≥ 4.56's name for `torch_dtype` (informational: tensors carry their own).
     #[serde(default)]
     pub dtype: Option<String>,
+    /// `qwen3_moe` only (see [`Moe`]); defaults as transformers' Qwen3MoeConfig.
+    #[serde(default)]
+    pub num_experts: Option<i32>,
+    #[serde(default)]
+    pub num_experts_per_tok: Option<i32>,
+    #[serde(default)]
+    pub moe_intermediate_size: Option<i32>,
+    #[serde(default)]
+    pub decoder_sparse_step: Option<i32>,
+    #[serde(default)]
+    pub mlp_only_layers: Option<Vec<i32>>,
+    #[serde(default)]
+    pub norm_topk_prob: Option<bool>,
+}
+
+/// A `qwen3_moe` model's mixture of experts: in each sparse layer a router picks
+/// `top_k` of `experts` SwiGLU experts of width `intermediate_size` per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moe {
+    pub experts: i32,
+    pub top_k: i32,
+    pub intermediate_size: i32,
+    /// Whether the picked experts' router probabilities are rescaled to sum to 1.
+    pub norm_topk_prob: bool,
 }
 
 /// A token id or a list of them, as both appear in Hugging Face configs.
@@ -103,10 +127,11 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         if let Some(t) = &self.model_type {
-            if t != "qwen3" {
-                bail!(InvalidConfig, "model_type {t:?} is not qwen3");
+            if t != "qwen3" && t != "qwen3_moe" {
+                bail!(InvalidConfig, "model_type {t:?} is not qwen3 or qwen3_moe");
             }
         }
+        self.validate_moe()?;
         if self.rope_theta.is_none() {
             bail!(InvalidConfig, "rope_theta is missing from the config");
         }
@@ -142,8 +167,12 @@ impl Config {
             bail!(InvalidConfig, "sliding-window attention is not supported");
         }
         if let Some(archs) = &self.architectures {
-            if let Some(other) = archs.iter().find(|a| *a != "Qwen3ForCausalLM") {
-                bail!(InvalidConfig, "architectures: {other:?} is not Qwen3ForCausalLM");
+            let want = match self.is_moe() {
+                true => "Qwen3MoeForCausalLM",
+                false => "Qwen3ForCausalLM",
+            };
+            if let Some(other) = archs.iter().find(|a| *a != want) {
+                bail!(InvalidConfig, "architectures: {other:?} is not {want}");
             }
         }
         if let Some(types) = &self.layer_types {
@@ -183,6 +212,74 @@ impl Config {
         self.yarn()?;
         if let Some(q) = &self.quantization {
             self.default_quant(q)?;
+        }
+        Ok(())
+    }
+
+    fn is_moe(&self) -> bool {
+        self.model_type.as_deref() == Some("qwen3_moe")
+    }
+
+    /// The mixture of experts of a `qwen3_moe` config; `None` for dense Qwen3.
+    pub fn moe(&self) -> Option<Moe> {
+        self.is_moe().then(|| Moe {
+            experts: self.num_experts.unwrap_or(0),
+            top_k: self.num_experts_per_tok.unwrap_or(0),
+            intermediate_size: self.moe_intermediate_size.unwrap_or(0),
+            norm_topk_prob: self.norm_topk_prob.unwrap_or(false),
+        })
+    }
+
+    /// Whether layer `i` runs the experts (else a dense MLP of `intermediate_size`), by
+    /// transformers' rule: not in `mlp_only_layers`, and `(i + 1) % decoder_sparse_step == 0`.
+    pub fn is_sparse_layer(&self, i: usize) -> bool {
+        let only_mlp = self.mlp_only_layers.as_deref().unwrap_or(&[]);
+        let step = self.decoder_sparse_step.unwrap_or(1).max(1) as usize;
+        self.moe().is_some_and(|m| m.experts > 0)
+            && !only_mlp.contains(&(i as i32))
+            && (i + 1).is_multiple_of(step)
+    }
+
+    fn validate_moe(&self) -> Result<()> {
+        let Some(moe) = self.moe() else {
+            if let Some(n) = self.num_experts.filter(|&n| n > 0) {
+                bail!(InvalidConfig, "num_experts = {n} needs model_type qwen3_moe");
+            }
+            return Ok(());
+        };
+        for (name, v) in [
+            ("num_experts", self.num_experts),
+            ("num_experts_per_tok", self.num_experts_per_tok),
+            ("moe_intermediate_size", self.moe_intermediate_size),
+        ] {
+            match v {
+                None => bail!(InvalidConfig, "qwen3_moe config without {name}"),
+                Some(v) if v <= 0 => bail!(InvalidConfig, "{name} must be positive, got {v}"),
+                Some(_) => {}
+            }
+        }
+        if moe.top_k > moe.experts {
+            bail!(
+                InvalidConfig,
+                "num_experts_per_tok ({}) is more than num_experts ({})",
+                moe.top_k,
+                moe.experts
+            );
+        }
+        if let Some(step) = self.decoder_sparse_step.filter(|&s| s <= 0) {
+            bail!(InvalidConfig, "decoder_sparse_step must be positive, got {step}");
+        }
+        let layers = 0..self.num_hidden_layers;
+        if let Some(bad) = self
+            .mlp_only_layers
+            .iter()
+            .flatten()
+            .find(|i| !layers.contains(i))
+        {
+            bail!(
+                InvalidConfig,
+                "mlp_only_layers names layer {bad}, not in {layers:?}"
+            );
         }
         Ok(())
     }

@@ -2,8 +2,9 @@
 //! each added back to the residual stream.
 
 use crate::checkpoint::Checkpoint;
-use crate::config::Config;
+use crate::config::{Config, Moe};
 use crate::error::{bail, Result};
+use crate::experts::sparse_mlp;
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, Residency};
 use crate::rope::Rope;
@@ -11,9 +12,11 @@ use mlx::fast::{rms_norm, sdpa, swiglu, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
 /// The tensors of one decoder layer, each field named as its safetensors key after
-/// `model.layers.{i}.` (a matrix's key without `.weight`): `M` for the seven matrices, `V`
-/// for the four norm vectors. The loader fills it twice, field by field: first with what it
-/// expects (names and shapes), then with what it loaded. Nothing is matched by position.
+/// `model.layers.{i}.` (a matrix's key without `.weight`): `M` for the matrices, `V` for the
+/// four norm vectors. In a Qwen3-MoE sparse layer the three MLP matrices are stacks of the
+/// experts' (`mlp.switch_mlp.*`, or `mlp.experts.{e}.*`) and `router` is `mlp.gate`. The
+/// loader fills it twice, field by field: first with what it expects (names and shapes),
+/// then with what it loaded. Nothing is matched by position.
 pub struct LayerWeights<M, V> {
     pub input_layernorm: V,
     pub q_proj: M,
@@ -26,14 +29,24 @@ pub struct LayerWeights<M, V> {
     pub gate_proj: M,
     pub up_proj: M,
     pub down_proj: M,
+    pub router: Option<M>,
 }
 
 /// A loaded decoder layer.
 pub type Layer = LayerWeights<Matrix, Array>;
 
-/// What the checkpoint must hold for a layer: each matrix's path, rows and columns, and
-/// each vector's name and length.
-type Expected = LayerWeights<(String, i32, i32), (String, i32)>;
+/// What the checkpoint must hold for a layer: each matrix's (see [`Wanted`]), and each
+/// vector's name and length.
+type Expected = LayerWeights<Wanted, (String, i32)>;
+
+/// A matrix's path, rows and columns; for a stack of experts also their count, where
+/// Hugging Face keeps them one by one (`….mlp.experts`) and the matrix's name there.
+struct Wanted {
+    path: String,
+    rows: i32,
+    cols: i32,
+    experts: Option<(i32, String, &'static str)>,
+}
 
 /// A layer's tensors checked against the checkpoint: specs, and the vectors' names.
 pub type LayerSpec = LayerWeights<MatrixSpec, String>;
@@ -57,11 +70,15 @@ impl<M, V> LayerWeights<M, V> {
             gate_proj: m(self.gate_proj)?,
             up_proj: m(self.up_proj)?,
             down_proj: m(self.down_proj)?,
+            router: match self.router {
+                Some(r) => Some(m(r)?),
+                None => None,
+            },
         })
     }
 
-    pub fn matrices(&self) -> [&M; 7] {
-        [
+    pub fn matrices(&self) -> Vec<&M> {
+        let mut all = vec![
             &self.q_proj,
             &self.k_proj,
             &self.v_proj,
@@ -69,7 +86,9 @@ impl<M, V> LayerWeights<M, V> {
             &self.gate_proj,
             &self.up_proj,
             &self.down_proj,
-        ]
+        ];
+        all.extend(self.router.as_ref());
+        all
     }
 
     pub fn vectors(&self) -> [&V; 4] {
@@ -91,6 +110,7 @@ pub struct Dims {
     pub head_dim: i32,
     pub eps: f32,
     pub rope: Rope,
+    pub moe: Option<Moe>,
 }
 
 impl Dims {
@@ -102,6 +122,7 @@ impl Dims {
             head_dim: c.head_dim,
             eps: c.rms_norm_eps,
             rope: Rope::new(c.head_dim, c.rope_theta(), c.yarn()?.as_ref())?,
+            moe: c.moe(),
         })
     }
 }
@@ -110,7 +131,13 @@ impl LayerSpec {
     /// Checks every tensor of layer `i` (names, shapes, dtypes, quantization), loading none.
     pub fn check(ckpt: &Checkpoint, i: usize) -> Result<LayerSpec> {
         expected(&ckpt.config, i).try_map(
-            |(path, rows, cols)| MatrixSpec::check(ckpt, &path, rows, cols),
+            |w| match w.experts {
+                None => MatrixSpec::check(ckpt, &w.path, w.rows, w.cols),
+                Some((n, prefix, name)) => {
+                    let per_expert = |e: i32| format!("{prefix}.{e}.{name}");
+                    MatrixSpec::check_experts(ckpt, &w.path, per_expert, n, w.rows, w.cols)
+                }
+            },
             |(name, len)| check_vector(ckpt, &name, len).map(|()| name),
         )
     }
@@ -153,18 +180,36 @@ fn expected(c: &Config, i: usize) -> Expected {
         c.intermediate_size,
     );
     let key = |name: &str| format!("model.layers.{i}.{name}");
+    let matrix = |name: &str, rows, cols| Wanted {
+        path: key(name),
+        rows,
+        cols,
+        experts: None,
+    };
+    let (mlp, router) = match c.moe().filter(|_| c.is_sparse_layer(i)) {
+        None => ("mlp", None),
+        Some(moe) => ("mlp.switch_mlp", Some((moe, matrix("mlp.gate", moe.experts, h)))),
+    };
+    let ff = router.as_ref().map_or(ff, |(moe, _)| moe.intermediate_size);
+    let mlp_matrix = |name: &'static str, rows, cols| Wanted {
+        experts: router
+            .as_ref()
+            .map(|(moe, _)| (moe.experts, key("mlp.experts"), name)),
+        ..matrix(&format!("{mlp}.{name}"), rows, cols)
+    };
     LayerWeights {
         input_layernorm: (key("input_layernorm.weight"), h),
-        q_proj: (key("self_attn.q_proj"), q, h),
-        k_proj: (key("self_attn.k_proj"), kv, h),
-        v_proj: (key("self_attn.v_proj"), kv, h),
-        o_proj: (key("self_attn.o_proj"), h, q),
+        q_proj: matrix("self_attn.q_proj", q, h),
+        k_proj: matrix("self_attn.k_proj", kv, h),
+        v_proj: matrix("self_attn.v_proj", kv, h),
+        o_proj: matrix("self_attn.o_proj", h, q),
         q_norm: (key("self_attn.q_norm.weight"), c.head_dim),
         k_norm: (key("self_attn.k_norm.weight"), c.head_dim),
         post_attention_layernorm: (key("post_attention_layernorm.weight"), h),
-        gate_proj: (key("mlp.gate_proj"), ff, h),
-        up_proj: (key("mlp.up_proj"), ff, h),
-        down_proj: (key("mlp.down_proj"), h, ff),
+        gate_proj: mlp_matrix("gate_proj", ff, h),
+        up_proj: mlp_matrix("up_proj", ff, h),
+        down_proj: mlp_matrix("down_proj", h, ff),
+        router: router.map(|(_, r)| r),
     }
 }
 
@@ -216,13 +261,17 @@ impl Layer {
         let normed = rms_norm(x, &self.input_layernorm, d.eps)?;
         let h = x.add(&attend(&normed)?)?;
         let normed = rms_norm(&h, &self.post_attention_layernorm, d.eps)?;
-        Ok(h.add(&self.mlp(&normed)?)?)
+        Ok(h.add(&self.mlp(&normed, d)?)?)
     }
 }
 
 impl Layer {
-    /// The SwiGLU MLP on an already normed `x`.
-    pub fn mlp(&self, x: &Array) -> Result<Array> {
+    /// The MLP on an already normed `x`: SwiGLU, or in a sparse layer the picked experts'.
+    pub fn mlp(&self, x: &Array, d: &Dims) -> Result<Array> {
+        let matrices = [&self.gate_proj, &self.up_proj, &self.down_proj];
+        if let (Some(router), Some(moe)) = (&self.router, &d.moe) {
+            return sparse_mlp(x, router, matrices, moe);
+        }
         let hidden = swiglu(&self.gate_proj.linear(x)?, &self.up_proj.linear(x)?)?;
         self.down_proj.linear(&hidden)
     }

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod constraint;
 mod error;
+mod experts;
 pub mod kv_cache;
 pub mod layer;
 pub mod linear;

@@ -73,10 +73,12 @@ pub enum Matrix {
     },
 }
 
-/// Shape/dtype facts about one matrix module, checked before anything is loaded.
+/// Shape/dtype facts about one matrix module (or a stack of experts' matrices), checked
+/// before anything is loaded.
 #[derive(Debug, Clone)]
 pub struct MatrixSpec {
     pub path: String,
+    pub stack: Stack,
     pub rows: i32,
     pub cols: i32,
     pub quant: Option<QuantParams>,
@@ -84,26 +86,68 @@ pub struct MatrixSpec {
     pub stored: Dtype,
 }
 
+/// Whether a spec is one matrix or a stack of experts' matrices, and how the checkpoint
+/// holds the stack (see `experts.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stack {
+    Single,
+    /// One `[experts, rows, cols]` tensor (mlx-lm's `switch_mlp` layout).
+    Stacked(i32),
+    /// One `[rows, cols]` module per expert at these paths (Hugging Face's
+    /// `experts.{e}.…`), stacked at load.
+    PerExpert(Vec<String>),
+}
+
+impl Stack {
+    pub fn experts(&self) -> i32 {
+        match self {
+            Stack::Single => 1,
+            Stack::Stacked(n) => *n,
+            Stack::PerExpert(paths) => paths.len() as i32,
+        }
+    }
+}
+
 impl MatrixSpec {
     /// Checks that `{path}.weight` (and `.scales`/`.biases` when quantized) exist with the
     /// right shapes and dtypes.
     pub fn check(ckpt: &Checkpoint, path: &str, rows: i32, cols: i32) -> Result<MatrixSpec> {
+        Self::check_shaped(ckpt, path, &[], rows, cols)
+    }
+
+    /// Like [`MatrixSpec::check`] for tensors shaped `[lead.., rows, cols]` (packed
+    /// columns and groups likewise).
+    pub(crate) fn check_shaped(
+        ckpt: &Checkpoint,
+        path: &str,
+        lead: &[i32],
+        rows: i32,
+        cols: i32,
+    ) -> Result<MatrixSpec> {
+        let shaped = |last: i32| [lead, &[rows, last]].concat();
+        let stack = match lead {
+            [] => Stack::Single,
+            [n] => Stack::Stacked(*n),
+            _ => bail!(InvalidArgument, "{path}: a matrix stack has one leading axis"),
+        };
         let weight = format!("{path}.weight");
         let Some(w) = ckpt.info(&weight) else {
             bail!(MissingTensor, "missing tensor {weight}")
         };
         let quantized = ckpt.info(&format!("{path}.scales")).is_some();
         if !quantized {
-            if !w.dtype.is_float() || w.shape != [rows, cols] {
+            if !w.dtype.is_float() || w.shape != shaped(cols) {
                 bail!(
                     InvalidArgument,
-                    "{weight}: expected a float [{rows}, {cols}] matrix, found {} {:?}",
+                    "{weight}: expected a float {:?} matrix, found {} {:?}",
+                    shaped(cols),
                     w.dtype.name(),
                     w.shape
                 );
             }
             return Ok(MatrixSpec {
                 path: path.into(),
+                stack,
                 rows,
                 cols,
                 quant: None,
@@ -123,7 +167,7 @@ impl MatrixSpec {
                 q.group_size
             );
         }
-        let packed = [rows, cols * q.bits / 32];
+        let packed = shaped(cols * q.bits / 32);
         if w.dtype != Dtype::Uint32 || w.shape != packed {
             bail!(
                 InvalidArgument,
@@ -139,7 +183,7 @@ impl MatrixSpec {
             let Some(info) = ckpt.info(&name) else {
                 bail!(MissingTensor, "missing tensor {name}")
             };
-            let want = [rows, cols / q.group_size];
+            let want = shaped(cols / q.group_size);
             if stored.is_some_and(|d| d != info.dtype) {
                 bail!(InvalidArgument, "{path}: scales and biases of different dtypes");
             }
@@ -156,6 +200,7 @@ impl MatrixSpec {
         }
         Ok(MatrixSpec {
             path: path.into(),
+            stack,
             rows,
             cols,
             quant: Some(q),
@@ -163,19 +208,30 @@ impl MatrixSpec {
         })
     }
 
+    /// The parts this module has: `weight`, and `scales`, `biases` when quantized.
+    fn parts(&self) -> &'static [&'static str] {
+        match self.quant {
+            Some(_) => &["weight", "scales", "biases"],
+            None => &["weight"],
+        }
+    }
+
     /// Tensor names this module reads.
     pub fn tensor_names(&self) -> Vec<String> {
-        let parts: &[&str] = if self.quant.is_some() {
-            &["weight", "scales", "biases"]
-        } else {
-            &["weight"]
+        let paths = match &self.stack {
+            Stack::PerExpert(paths) => paths.clone(),
+            _ => vec![self.path.clone()],
         };
-        parts.iter().map(|p| format!("{}.{p}", self.path)).collect()
+        let parts = self.parts();
+        paths
+            .iter()
+            .flat_map(|path| parts.iter().map(move |p| format!("{path}.{p}")))
+            .collect()
     }
 
     /// Bytes the matrix takes in memory once loaded as `residency` decides.
     pub fn resident_bytes(&self, residency: &Residency) -> u64 {
-        let (rows, cols) = (self.rows as u64, self.cols as u64);
+        let (rows, cols) = (self.rows as u64 * self.stack.experts() as u64, self.cols as u64);
         match (residency.form(self), self.quant) {
             (Form::Stored(d) | Form::Widened(d), _) => rows * cols * d.size() as u64,
             (Form::Packed(d), Some(q)) => {
@@ -188,10 +244,9 @@ impl MatrixSpec {
     /// Loads it in the form `residency` decides; the result is evaluated (the file's copy
     /// is released).
     pub fn load(&self, ckpt: &Checkpoint, residency: &Residency) -> Result<Matrix> {
-        let weight = ckpt.load(&format!("{}.weight", self.path))?;
-        let part = |name: &str, dtype: Dtype| -> Result<Array> {
-            Ok(ckpt.load(&format!("{}.{name}", self.path))?.astype(dtype)?)
-        };
+        let weight = self.load_part(ckpt, "weight")?;
+        let part =
+            |name: &str, dtype: Dtype| -> Result<Array> { Ok(self.load_part(ckpt, name)?.astype(dtype)?) };
         let matrix = match (residency.form(self), self.quant) {
             (Form::Stored(_), _) => Matrix::Dense(weight),
             (Form::Widened(dtype), None) => Matrix::Dense(weight.astype(dtype)?),

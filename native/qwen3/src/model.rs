@@ -191,7 +191,7 @@ impl Model {
 
     /// The MLP of layer `index` alone, on an already normed input.
     pub fn mlp(&self, index: usize, x: &Array) -> Result<Array> {
-        self.layer_ref(index)?.mlp(x)
+        self.layer_ref(index)?.mlp(x, &self.dims)
     }
 
     fn layer_ref(&self, index: usize) -> Result<&Layer> {

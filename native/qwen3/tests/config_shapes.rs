@@ -3,6 +3,7 @@
 //! (`dtype`, `layer_types`) and 5 (`rope_parameters`), an MLX-community 4-bit block, Qwen's
 //! documented YaRN block, and the shapes that must be refused by name rather than misread.
 
+use qwen3::config::{Moe, QuantParams};
 use qwen3::Config;
 use serde_json::{json, Value};
 
@@ -140,7 +141,7 @@ fn what_this_loader_would_misread_is_refused_by_name() {
             base(),
             json!({"model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"]}),
         ),
-        "qwen3_moe",
+        "qwen3_moe config without num_experts",
     );
     refused(
         with(
@@ -158,4 +159,136 @@ fn what_this_loader_would_misread_is_refused_by_name() {
     );
     refused(with(base(), json!({"attention_bias": true})), "attention_bias");
     refused(with(base(), json!({"hidden_act": "gelu"})), "gelu");
+}
+
+/// Qwen/Qwen3-30B-A3B's config.json, field for field.
+fn qwen3_30b_a3b() -> Value {
+    json!({
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "attention_bias": false,
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "decoder_sparse_step": 1,
+        "eos_token_id": 151645,
+        "head_dim": 128,
+        "hidden_act": "silu",
+        "hidden_size": 2048,
+        "initializer_range": 0.02,
+        "intermediate_size": 6144,
+        "max_position_embeddings": 40960,
+        "max_window_layers": 48,
+        "mlp_only_layers": [],
+        "model_type": "qwen3_moe",
+        "moe_intermediate_size": 768,
+        "norm_topk_prob": true,
+        "num_attention_heads": 32,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "num_hidden_layers": 48,
+        "num_key_value_heads": 4,
+        "output_router_logits": false,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": null,
+        "rope_theta": 1000000.0,
+        "router_aux_loss_coef": 0.001,
+        "sliding_window": null,
+        "tie_word_embeddings": false,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.51.0",
+        "use_cache": true,
+        "use_sliding_window": false,
+        "vocab_size": 151936
+    })
+}
+
+#[test]
+fn qwen3_moe_configs_load_with_their_experts() {
+    let c = load(&qwen3_30b_a3b()).unwrap();
+    let want = Moe {
+        experts: 128,
+        top_k: 8,
+        intermediate_size: 768,
+        norm_topk_prob: true,
+    };
+    assert_eq!(c.moe(), Some(want));
+    assert!((0..48).all(|i| c.is_sparse_layer(i)));
+
+    // As mlx-lm's convert writes it: 4 bits, the routers at 8 bits in groups of 64.
+    let mut q = json!({"group_size": 64, "bits": 4, "mode": "affine"});
+    for i in 0..48 {
+        q[format!("model.layers.{i}.mlp.gate")] = json!({"group_size": 64, "bits": 8});
+    }
+    let c = load(&with(
+        qwen3_30b_a3b(),
+        json!({"quantization": q, "quantization_config": q}),
+    ))
+    .unwrap();
+    let router = c.quant_for("model.layers.7.mlp.gate").unwrap();
+    assert_eq!(
+        router,
+        Some(QuantParams {
+            group_size: 64,
+            bits: 8
+        })
+    );
+    let experts = c.quant_for("model.layers.7.mlp.switch_mlp.up_proj").unwrap();
+    assert_eq!(
+        experts,
+        Some(QuantParams {
+            group_size: 64,
+            bits: 4
+        })
+    );
+
+    // transformers' rule for which layers are sparse.
+    let c = load(&with(
+        qwen3_30b_a3b(),
+        json!({"decoder_sparse_step": 2, "mlp_only_layers": [3, 47]}),
+    ))
+    .unwrap();
+    let sparse: Vec<usize> = (0..48).filter(|&i| c.is_sparse_layer(i)).collect();
+    let want: Vec<usize> = (0..48).filter(|i| i % 2 == 1 && *i != 3 && *i != 47).collect();
+    assert_eq!(sparse, want);
+
+    // transformers' defaults where a config leaves them out.
+    let c = load(&with(
+        qwen3_30b_a3b(),
+        json!({"norm_topk_prob": null, "decoder_sparse_step": null, "mlp_only_layers": null}),
+    ))
+    .unwrap();
+    assert!(!c.moe().unwrap().norm_topk_prob);
+    assert!((0..48).all(|i| c.is_sparse_layer(i)));
+}
+
+#[test]
+fn qwen3_moe_settings_that_cannot_hold_are_refused() {
+    refused(
+        with(qwen3_30b_a3b(), json!({"num_experts_per_tok": 129})),
+        "more than num_experts",
+    );
+    refused(
+        with(qwen3_30b_a3b(), json!({"moe_intermediate_size": null})),
+        "moe_intermediate_size",
+    );
+    refused(
+        with(qwen3_30b_a3b(), json!({"num_experts": 0})),
+        "num_experts must be positive",
+    );
+    refused(
+        with(qwen3_30b_a3b(), json!({"decoder_sparse_step": 0})),
+        "decoder_sparse_step",
+    );
+    refused(
+        with(qwen3_30b_a3b(), json!({"mlp_only_layers": [48]})),
+        "mlp_only_layers",
+    );
+    refused(
+        with(qwen3_30b_a3b(), json!({"architectures": ["Qwen3ForCausalLM"]})),
+        "is not Qwen3MoeForCausalLM",
+    );
+    // Expert settings on a dense model would be silently ignored: refused instead.
+    refused(
+        with(qwen3_4b(), json!({"num_experts": 8})),
+        "needs model_type qwen3_moe",
+    );
 }

@@ -26,8 +26,14 @@ fn prefilled(model: &Model) -> qwen3::Result<Vec<KvCache>> {
 
 #[test]
 fn rows_at_different_offsets_match_one_row_steps() {
-    let worst = on_device(|| {
-        let model = load("dense-f32-tied", None)?;
+    for variant in ["dense-f32-tied", "moe-q4-g64", "moe-f32-step2-tied"] {
+        rows_match_one_row_steps(variant);
+    }
+}
+
+fn rows_match_one_row_steps(variant: &'static str) {
+    let worst = on_device(move || {
+        let model = load(variant, None)?;
         let mut alone = prefilled(&model)?;
         let mut batched = prefilled(&model)?;
         let mut worst = 0.0f32;
@@ -47,7 +53,10 @@ fn rows_at_different_offsets_match_one_row_steps() {
         }
         Ok(worst)
     });
-    assert!(worst <= TOL, "batched rows differ from one-row steps by {worst}");
+    assert!(
+        worst <= TOL,
+        "{variant}: batched rows differ from one-row steps by {worst}"
+    );
 }
 
 #[test]
