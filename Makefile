@@ -11,7 +11,7 @@ export QWEN3_ORACLE_PYTHON ?= $(QWEN3_ORACLE_VENV)/bin/python
 export QWEN3_TOKENIZER_DIR ?= $(QWEN3_CACHE)/tokenizer-qwen3
 
 .PHONY: setup setup-system setup-mlx setup-tokenizer setup-oracle build test test-rust test-elixir \
-        lint demo bench bench-8b bench-serving bench-micro fuzz soak clean
+        lint demo bench bench-8b bench-serving bench-moe bench-micro fuzz soak clean
 
 setup: setup-system setup-mlx setup-tokenizer setup-oracle
 
@@ -69,6 +69,12 @@ bench-8b: setup build
 bench-serving: setup build
 	mix run bench/serving.exs $(if $(CKPT),$(CKPT),--write-readme)
 	export $(FIXTURES); mix run bench/http.exs $(if $(CKPT),,--write-readme)
+
+# Qwen3-MoE (a Qwen3-30B-A3B-shaped 4-bit checkpoint with 4 layers; building it once takes
+# ≈ 16 GB of memory) against mlx-lm, and text-embedding throughput.
+bench-moe: setup build
+	mix run bench/moe.exs $(if $(CKPT),$(CKPT),--write-readme)
+	mix run bench/embedding.exs --write-readme
 
 # NIF round trips, samplers, the Elixir vs native loop, and what a constraint costs.
 bench-micro: setup build

@@ -54,6 +54,16 @@ defmodule Qwen3 do
   def generate!(model, prompt, opts \\ []), do: Error.unwrap!(generate(model, prompt, opts))
 
   @doc """
+  Text embeddings (unit vectors, last-token pooled, as Qwen3-Embedding computes them); see
+  `Qwen3.Embedding` for the options (`:instruction`, `:dimensions`, `:batch_size`, …).
+  """
+  @spec embed(Model.t(), String.t() | [String.t()], keyword) ::
+          {:ok, [float] | [[float]]} | {:error, Error.t()}
+  def embed(%Model{} = model, texts, opts \\ []), do: Qwen3.Embedding.embed(model, texts, opts)
+
+  def embed!(model, texts, opts \\ []), do: Error.unwrap!(embed(model, texts, opts))
+
+  @doc """
   One chat turn. Returns `{:ok, reply}` with `:content` (the answer), `:thinking` (the
   `<think>` part, or nil), `:text` (both, as generated), `:messages` (the conversation with
   this reply appended) and everything `generate/3` returns.

@@ -301,6 +301,50 @@ def build_chat_model(root, tokenizer_dir):
         shutil.copy(Path(tokenizer_dir) / f, out / f)
 
 
+EMBED_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+EMBED_QUERY = "What is the capital of France?"
+EMBED_TEXTS = [
+    "Paris is the capital and largest city of France.",
+    "Hi",
+    "Die Hauptstadt Deutschlands ist Berlin, und sie liegt an der Spree. 日本の首都は東京です。",
+    f"Instruct: {EMBED_INSTRUCTION}\nQuery:{EMBED_QUERY}",
+    "def add(a, b):\n    return a + b\n" * 3,
+]
+
+
+def build_embedding_model(root, tokenizer_dir):
+    """A Qwen3-Embedding-shaped checkpoint: a bare backbone (tensor names without `model.`,
+    no LM head, tied like Qwen3-Embedding-0.6B) with the real tokenizer, and mlx-lm's
+    final hidden state at each text's appended <|endoftext|>, L2-normalised."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    shape = {**TINY, "vocab_size": 151936, "hidden_size": 64, "head_dim": 32, "intermediate_size": 128}
+    cfg = hf_config(shape, "float32", True, None)
+    model = qwen3.Model(qwen3.ModelArgs.from_dict(cfg))
+    random_weights(model, 13)
+    out = root / "tiny-embedding"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    weights = {k.removeprefix("model."): v for k, v in tree_flatten(model.parameters()) if k != "lm_head.weight"}
+    mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tokenizer_dir) / f, out / f)
+    rows, vectors = [], []
+    for text in EMBED_TEXTS:
+        ids = tok.encode(text, add_special_tokens=False) + [eos]
+        h = model.model(mx.array([ids]))[0, -1].astype(mx.float32)
+        vectors.append(np.array(h / mx.linalg.norm(h)))
+        rows.append(ids)
+    gdir = out / "golden"
+    gdir.mkdir()
+    np.stack(vectors).astype("<f4").tofile(gdir / "embeddings.f32")
+    meta = {"texts": EMBED_TEXTS, "ids": rows, "instruction": EMBED_INSTRUCTION, "query": EMBED_QUERY}
+    (gdir / "embeddings.json").write_text(json.dumps(meta, indent=2))
+
+
 # What the steered model says after any prompt that ends as a chat template's generation
 # prompt does ("<|im_start|>assistant\n"): a think block, a tool call, the end of its turn.
 STEERED_REPLY = (
@@ -358,6 +402,7 @@ def main():
     if len(sys.argv) > 2:
         build_chat_model(root, sys.argv[2])
         build_steered_model(root, sys.argv[2])
+        build_embedding_model(root, sys.argv[2])
         build_text_fixtures(root, sys.argv[2])
     (root / "variants.json").write_text(json.dumps(sorted(VARIANTS), indent=2))
     (root / "variants.txt").write_text("".join(v + "\n" for v in sorted(VARIANTS)))

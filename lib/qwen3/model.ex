@@ -208,6 +208,14 @@ defmodule Qwen3.Model do
     Native.model_forward_rows(m, ids, refs, opts[:last_only]) |> Native.await_array()
   end
 
+  @doc """
+  Text embeddings (see `Qwen3.Embedding`): token rows `{B, L}`, row `b` left-padded by
+  `Enum.at(left_padding, b)` slots, through every layer; the final norm of each row's last
+  position, L2-normalised. Returns an f32 array `{B, hidden}`.
+  """
+  def pooled_embeddings(%__MODULE__{ref: m}, %Array{ref: ids}, left_padding) when is_list(left_padding),
+    do: Native.model_pooled_embeddings(m, ids, left_padding) |> Native.await_array()
+
   defimpl Inspect do
     def inspect(m, _opts) do
       i = m.info

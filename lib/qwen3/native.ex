@@ -70,6 +70,7 @@ defmodule Qwen3.Native do
   def model_final_logits(_model, _h, _last_only), do: nif_error()
   def model_forward(_model, _ids, _cache, _last_only), do: nif_error()
   def model_forward_rows(_model, _ids, _caches, _last_only), do: nif_error()
+  def model_pooled_embeddings(_model, _ids, _left_padding), do: nif_error()
   def cache_offset(_cache), do: nif_error()
   def cache_truncate(_cache, _len), do: nif_error()
   def cache_set_left_padding(_cache, _padding), do: nif_error()

@@ -185,15 +185,42 @@ defmodule Qwen3.Options do
     ]
   ]
 
+  @embedding [
+    instruction: [
+      default: nil,
+      check: :string_or_nil,
+      doc:
+        "a task description for queries: each text becomes `\"Instruct: <instruction>\\nQuery:<text>\"`, " <>
+          "Qwen3-Embedding's format (leave documents without one)"
+    ],
+    dimensions: [
+      default: nil,
+      check: :pos_integer_or_nil,
+      doc: "keep the first N values of each vector and normalise them again (Matryoshka); nil keeps all"
+    ],
+    batch_size: [default: 16, check: :pos_integer, doc: "texts run together at most, left-padded"],
+    max_length: [
+      default: 8192,
+      check: :pos_integer,
+      doc: "tokens per text at most, EOS included (longer ones are cut)"
+    ],
+    eos_token: [
+      default: "<|endoftext|>",
+      check: :string_or_nil,
+      doc: "the token appended to every text, whose final hidden state is the embedding"
+    ]
+  ]
+
   @sampler_keys for {key, spec} <- @generation, spec[:check] == :sampler, do: key
 
   @typedoc "A schema: each option's `:default` (or `:default_doc`), `:check`, `:doc`, `:cli`."
   @type schema :: [{atom, keyword}]
 
-  @doc "The schema of `:generation` (`Qwen3.Generate`) or `:chat` (message prompts) options."
-  @spec schema(:generation | :chat) :: schema
+  @doc "The schema of `:generation` (`Qwen3.Generate`), `:chat` (message prompts) or `:embedding` (`Qwen3.Embedding`) options."
+  @spec schema(:generation | :chat | :embedding) :: schema
   def schema(:generation), do: @generation
   def schema(:chat), do: @chat
+  def schema(:embedding), do: @embedding
 
   @doc "The options the sampler spec owns (checked and defaulted by `Qwen3.Sampler.spec!/2`)."
   @spec sampler_keys() :: [atom]
@@ -204,7 +231,7 @@ defmodule Qwen3.Options do
   the sampler's options, which stay as given (unset ones take the checkpoint's
   `generation_config.json`). Raises `ArgumentError` naming the first bad option.
   """
-  @spec validate!(keyword, :generation | :chat | schema) :: keyword
+  @spec validate!(keyword, :generation | :chat | :embedding | schema) :: keyword
   def validate!(opts, schema) when is_atom(schema), do: validate!(opts, schema(schema))
 
   def validate!(opts, schema) do
@@ -226,6 +253,7 @@ defmodule Qwen3.Options do
   end
 
   defp valid?(:pos_integer, v), do: is_integer(v) and v >= 1
+  defp valid?(:pos_integer_or_nil, v), do: is_nil(v) or (is_integer(v) and v >= 1)
   defp valid?(:non_neg_integer, v), do: is_integer(v) and v >= 0
   defp valid?(:boolean, v), do: is_boolean(v)
   defp valid?(:timeout, v), do: v == :infinity or (is_integer(v) and v >= 0)
@@ -252,6 +280,7 @@ defmodule Qwen3.Options do
     do: is_list(v) and Enum.all?(v, &((is_integer(&1) and &1 >= 0) or (is_binary(&1) and &1 != "")))
 
   defp expected(:pos_integer), do: "a positive integer"
+  defp expected(:pos_integer_or_nil), do: "nil or a positive integer"
   defp expected(:non_neg_integer), do: "a non-negative integer"
   defp expected(:boolean), do: "true or false"
   defp expected(:timeout), do: ":infinity or milliseconds (a non-negative integer)"

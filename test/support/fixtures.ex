@@ -50,6 +50,14 @@ defmodule Qwen3.Fixtures do
   @doc "The tiny model with the real Qwen3 vocabulary, tokenizer and chat template."
   def chat_model_path, do: path("tiny-chat")
 
+  @doc "mlx-lm's embeddings of the tiny-embedding texts: `{meta, vectors}` (see make_fixtures.py)."
+  def embeddings do
+    dir = Path.join(path("tiny-embedding"), "golden")
+    meta = dir |> Path.join("embeddings.json") |> File.read!() |> Qwen3.JSON.decode!()
+    floats = for <<v::float-32-little <- File.read!(Path.join(dir, "embeddings.f32"))>>, do: v
+    {meta, Enum.chunk_every(floats, div(length(floats), length(meta["texts"])))}
+  end
+
   defp golden(variant, file), do: Path.join([path(variant), "golden", file])
 
   defp lines(text),

@@ -1,6 +1,8 @@
 //! A Hugging Face model directory: config, generation config and safetensors shards
 //! (single file, or `model-0000N-of-0000M` with `model.safetensors.index.json`).
-//! Every shard header is validated when the checkpoint is opened.
+//! Every shard header is validated when the checkpoint is opened. Tensors are named as in a
+//! causal LM (`model.layers.…`): a bare backbone's names (`layers.…`, as Qwen3-Embedding
+//! ships them) get their `model.` prefix here.
 
 use crate::config::{Config, GenerationConfig};
 use crate::error::{bail, Error, Result};
@@ -14,8 +16,10 @@ pub struct Checkpoint {
     pub config: Config,
     pub generation: GenerationConfig,
     files: Vec<SafetensorsFile>,
-    /// Tensor name → index into `files`.
-    index: HashMap<String, usize>,
+    /// Tensor name (as a causal LM names it) → index into `files`, and the name stored there.
+    index: HashMap<String, (usize, String)>,
+    /// Whether the files hold a bare backbone (no `model.` prefix, no LM head of their own).
+    pub backbone_only: bool,
 }
 
 impl Checkpoint {
@@ -31,17 +35,27 @@ impl Checkpoint {
             .iter()
             .map(SafetensorsFile::open)
             .collect::<mlx::Result<Vec<_>>>()?;
+        let backbone_only = files.iter().any(|f| f.info("embed_tokens.weight").is_some());
         let mut index = HashMap::new();
         for (i, f) in files.iter().enumerate() {
             for t in f.tensors() {
-                if index.insert(t.name.clone(), i).is_some() {
-                    bail!(Io, "tensor {} appears in more than one shard", t.name);
+                let name = match backbone_only && t.name != "lm_head.weight" {
+                    true => format!("model.{}", t.name),
+                    false => t.name.clone(),
+                };
+                if index.insert(name, (i, t.name.clone())).is_some() {
+                    bail!(
+                        Io,
+                        "tensor {} appears in more than one shard (or with and without `model.`)",
+                        t.name
+                    );
                 }
             }
         }
         if let Some(map) = weight_map {
+            let stored: HashMap<&str, usize> = index.values().map(|(i, n)| (n.as_str(), *i)).collect();
             for (name, file) in &map {
-                let found = index.get(name).map(|&i| files[i].path().file_name());
+                let found = stored.get(name.as_str()).map(|&i| files[i].path().file_name());
                 if found != Some(Some(std::ffi::OsStr::new(file))) {
                     bail!(
                         MissingTensor,
@@ -56,11 +70,14 @@ impl Checkpoint {
             generation,
             files,
             index,
+            backbone_only,
         })
     }
 
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
-        self.index.get(name).and_then(|&i| self.files[i].info(name))
+        self.index
+            .get(name)
+            .and_then(|(i, stored)| self.files[*i].info(stored))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -68,11 +85,11 @@ impl Checkpoint {
     }
 
     pub fn load(&self, name: &str) -> Result<Array> {
-        let &i = self
+        let (i, stored) = self
             .index
             .get(name)
             .ok_or_else(|| Error::MissingTensor(format!("no tensor {name}")))?;
-        Ok(self.files[i].load(name)?)
+        Ok(self.files[*i].load(stored)?)
     }
 }
 

@@ -71,6 +71,12 @@ impl MatrixSpec {
 }
 
 impl Matrix {
+    /// Whether this is a stack of experts' matrices.
+    pub fn is_stack(&self) -> bool {
+        let (Matrix::Dense(w) | Matrix::Quantized { weight: w, .. }) = self;
+        w.ndim() == 3
+    }
+
     /// For a stack of experts: `x` `[..., X, cols]` (X = 1 or `top_k`) times the experts
     /// `indices` `[..., top_k]` picks → `[..., top_k, rows]`.
     pub fn experts_linear(&self, x: &Array, indices: &Array) -> Result<Array> {

@@ -9,7 +9,7 @@ use crate::layer::{check_vector, load_vector, Dims, Layer, LayerSpec};
 use crate::linear::{Matrix, MatrixSpec, Residency, Storage};
 use crate::memory_budget;
 use mlx::fast::rms_norm;
-use mlx::{Array, Device, Dtype};
+use mlx::{Array, Binary, Device, Dtype, Reduce, Unary};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -23,7 +23,8 @@ pub struct Model {
     pub embed_tokens: Matrix,
     pub layers: Vec<Layer>,
     pub norm: Array,
-    /// `None` when the LM head is tied to the embedding.
+    /// `None` when the LM head is tied to the embedding, or when a bare backbone (an
+    /// embedding model such as Qwen3-Embedding) has none: it then embeds but has no logits.
     pub lm_head: Option<Matrix>,
 }
 
@@ -61,7 +62,8 @@ impl Model {
 
         // 1. Check every tensor (names, shapes, dtypes, quantization) before building anything.
         let embed = MatrixSpec::check(&ckpt, "model.embed_tokens", c.vocab_size, c.hidden_size)?;
-        let lm_head = match c.tie_word_embeddings {
+        let headless = ckpt.backbone_only && ckpt.info("lm_head.weight").is_none();
+        let lm_head = match c.tie_word_embeddings || headless {
             true => None,
             false => Some(MatrixSpec::check(&ckpt, "lm_head", c.vocab_size, c.hidden_size)?),
         };
@@ -230,7 +232,47 @@ impl Model {
             false => h.clone(),
         };
         let h = rms_norm(&h, &self.norm, self.dims.eps)?;
-        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).linear(&h)
+        match (&self.lm_head, self.config.tie_word_embeddings) {
+            (Some(head), _) => head.linear(&h),
+            (None, true) => self.embed_tokens.linear(&h),
+            (None, false) => bail!(
+                InvalidArgument,
+                "this checkpoint is a bare backbone without an LM head (an embedding model): it embeds, it does not generate"
+            ),
+        }
+    }
+
+    /// Text embeddings as Qwen3-Embedding computes them: the rows of `ids` (`[B, L]`, row b
+    /// left-padded by `left_padding[b]` slots) through every layer, the final norm of each
+    /// row's last position, L2-normalised. Float32 `[B, hidden]` (lazy).
+    pub fn pooled_embeddings(&self, ids: &Array, left_padding: &[i32]) -> Result<Array> {
+        let shape = ids.shape();
+        let (b, l) = match shape[..] {
+            [b, l] if l > 0 && left_padding.len() == b as usize && left_padding.iter().all(|&p| (0..l).contains(&p)) => {
+                (b, l)
+            }
+            _ => bail!(
+                InvalidArgument,
+                "expected ids [B, L ≥ 1] and one left-padding count below L per row, got {shape:?} and {} counts",
+                left_padding.len()
+            ),
+        };
+        let mut cache = self.new_cache(b, l)?;
+        cache.set_left_padding(left_padding.to_vec())?;
+        let mut h = self.embed(ids)?;
+        for i in 0..self.layers.len() {
+            h = self.layer(i, &h, &mut cache)?;
+        }
+        let last = h.slice(&[0, l - 1, 0], &[b, l, self.dims.hidden])?;
+        let pooled = rms_norm(&last, &self.norm, self.dims.eps)?
+            .astype(Dtype::Float32)?
+            .reshape(&[b, self.dims.hidden])?;
+        let length = pooled
+            .multiply(&pooled)?
+            .reduce(Reduce::Sum, -1, true)?
+            .unary(Unary::Sqrt)?;
+        let floor = Array::scalar(1e-12f32)?;
+        Ok(pooled.binary(Binary::Divide, &length.binary(Binary::Maximum, &floor)?)?)
     }
 
     /// One whole step natively: embed, every layer, final logits (lazy).
@@ -277,6 +319,23 @@ impl Model {
             .map(Matrix::nbytes)
             .sum();
         self.embed_tokens.nbytes() + layers + norms + self.lm_head.as_ref().map_or(0, Matrix::nbytes)
+    }
+
+    /// Bytes of weights one decode step reads: as [`Model::weight_bytes`], but of each
+    /// stack of experts only the `top_k` a token picks, and of an embedding table that is
+    /// not also the LM head only the token's row (the roofline of MoE decode).
+    pub fn active_weight_bytes(&self) -> usize {
+        let mut bytes = self.weight_bytes();
+        if self.lm_head.is_some() {
+            let rows = self.config.vocab_size as usize;
+            bytes -= self.embed_tokens.nbytes() - self.embed_tokens.nbytes() / rows;
+        }
+        if let Some(moe) = self.dims.moe {
+            let matrices = self.layers.iter().flat_map(|l| l.matrices());
+            let stacks: usize = matrices.filter(|m| m.is_stack()).map(Matrix::nbytes).sum();
+            bytes -= stacks - stacks * moe.top_k as usize / moe.experts as usize;
+        }
+        bytes
     }
 }
 

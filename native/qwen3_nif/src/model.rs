@@ -132,6 +132,12 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
             ("head_dim", c.head_dim as i64),
             ("max_position_embeddings", c.max_position_embeddings as i64),
             ("weight_bytes", model.weight_bytes() as i64),
+            ("active_weight_bytes", model.active_weight_bytes() as i64),
+            ("num_experts", model.dims.moe.map_or(0, |m| m.experts) as i64),
+            (
+                "num_experts_per_tok",
+                model.dims.moe.map_or(0, |m| m.top_k) as i64,
+            ),
         ];
         let eos = model.eos_token_ids();
         let dtype = model.dtype.name();
@@ -265,6 +271,20 @@ fn model_forward(
     let a = ids.clone();
     with_model(env, &model, &[&ids], move |m| {
         Ok(m.forward(a.get()?, &mut *cache_of(&cache)?, last_only)?)
+    })
+}
+
+/// Text embeddings of left-padded rows (see `Model::pooled_embeddings`).
+#[rustler::nif]
+fn model_pooled_embeddings(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    ids: ResourceArc<ArrayRef>,
+    left_padding: Vec<i32>,
+) -> Term {
+    let a = ids.clone();
+    with_model(env, &model, &[&ids], move |m| {
+        Ok(m.pooled_embeddings(a.get()?, &left_padding)?)
     })
 }
 
