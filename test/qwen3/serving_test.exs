@@ -7,7 +7,10 @@ defmodule Qwen3.ServingTest do
   alias Qwen3.{Error, Fixtures, Model, Serving}
 
   setup_all do
-    {:ok, model: Model.load!(Fixtures.path("dense-f32-tied")), chat: Model.load!(Fixtures.chat_model_path())}
+    {:ok,
+     model: Model.load!(Fixtures.path("dense-f32-tied")),
+     moe: Model.load!(Fixtures.path("moe-q4-g64")),
+     chat: Model.load!(Fixtures.chat_model_path())}
   end
 
   defp start_serving(model, opts) do
@@ -27,6 +30,15 @@ defmodule Qwen3.ServingTest do
     do: 0..(n - 1) |> Enum.map(&Task.async(fn -> fun.(&1) end)) |> Task.await_many(60_000)
 
   test "batched results equal one-at-a-time results, greedy and sampled", %{model: model} do
+    batched_equals_one_at_a_time(model)
+  end
+
+  test "a Qwen3-MoE model (4-bit experts) batches likewise", %{moe: moe} do
+    assert moe.info.num_experts == 8
+    batched_equals_one_at_a_time(moe)
+  end
+
+  defp batched_equals_one_at_a_time(model) do
     name = start_serving(model, batch_size: 4)
     n = 14
 
