@@ -76,7 +76,7 @@ defmodule Qwen3.Native do
   def cache_set_left_padding(_cache, _padding), do: nif_error()
   def cache_release(_cache), do: nif_error()
 
-  def sampler_new(_device, _spec, _seed, _history, _constraint), do: nif_error()
+  def sampler_new(_device, _spec, _seed, _history, _constraint, _thinking), do: nif_error()
   def sampler_sample(_sampler, _logits), do: nif_error()
   def sampler_sample_rows(_samplers, _logits), do: nif_error()
   def sampler_logprobs(_logits, _tokens, _top), do: nif_error()

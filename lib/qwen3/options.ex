@@ -118,6 +118,14 @@ defmodule Qwen3.Options do
       check: {:range, 0, 20},
       doc: "with `:logprobs`, also the most likely alternatives at each step, `{id, logprob}`"
     ],
+    thinking_budget: [
+      default: nil,
+      check: :non_neg_integer_or_nil,
+      cli: {:integer, "N"},
+      doc:
+        "tokens a `<think>` block may hold: after N, `</think>` is the next token and the answer " <>
+          "follows (as llama.cpp's `--reasoning-budget`); a prompt that ends inside `<think>` counts from there. Needs the tokenizer"
+    ],
     json_schema: [
       default: nil,
       check: :json_schema,
@@ -254,6 +262,7 @@ defmodule Qwen3.Options do
 
   defp valid?(:pos_integer, v), do: is_integer(v) and v >= 1
   defp valid?(:pos_integer_or_nil, v), do: is_nil(v) or (is_integer(v) and v >= 1)
+  defp valid?(:non_neg_integer_or_nil, v), do: is_nil(v) or (is_integer(v) and v >= 0)
   defp valid?(:non_neg_integer, v), do: is_integer(v) and v >= 0
   defp valid?(:boolean, v), do: is_boolean(v)
   defp valid?(:timeout, v), do: v == :infinity or (is_integer(v) and v >= 0)
@@ -281,6 +290,7 @@ defmodule Qwen3.Options do
 
   defp expected(:pos_integer), do: "a positive integer"
   defp expected(:pos_integer_or_nil), do: "nil or a positive integer"
+  defp expected(:non_neg_integer_or_nil), do: "nil or a non-negative integer"
   defp expected(:non_neg_integer), do: "a non-negative integer"
   defp expected(:boolean), do: "true or false"
   defp expected(:timeout), do: ":infinity or milliseconds (a non-negative integer)"

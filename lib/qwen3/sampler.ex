@@ -78,17 +78,44 @@ defmodule Qwen3.Sampler do
   @doc """
   A sampler for one generation on `model`'s device. `opts` gives `:seed` or `:rng_key`
   (checked by `Qwen3.Options`); `history` is the prompt, for the repetition penalty; with a
-  `Qwen3.Constraint`, it draws only what the constraint allows.
+  `Qwen3.Constraint`, it draws only what the constraint allows; with `:thinking_budget`, it
+  closes `<think>` blocks after that many tokens.
   """
   @spec new(Model.t(), Spec.t(), keyword, [non_neg_integer], Qwen3.Constraint.t() | nil) ::
           {:ok, reference} | {:error, Error.t()}
-  def new(%Model{device: device}, %Spec{ref: spec}, opts, history, constraint \\ nil) do
+  def new(%Model{device: device} = model, %Spec{ref: spec}, opts, history, constraint \\ nil) do
     constraint = constraint && {constraint.ref, constraint.start}
 
-    with {:ok, seed} <- seed(opts) do
-      Native.sampler_new(device, spec, seed, [history], constraint) |> Native.await()
+    with {:ok, seed} <- seed(opts),
+         {:ok, thinking} <- thinking_budget(model, opts[:thinking_budget]) do
+      Native.sampler_new(device, spec, seed, [history], constraint, thinking) |> Native.await()
     end
   end
+
+  # `{open, close, budget}`: the ids of `<think>` and `</think>` in the model's tokenizer.
+  defp thinking_budget(_model, nil), do: {:ok, nil}
+
+  defp thinking_budget(%Model{tokenizer: %Qwen3.Tokenizer{} = t}, budget) do
+    case {Qwen3.Tokenizer.token_to_id(t, "<think>"), Qwen3.Tokenizer.token_to_id(t, "</think>")} do
+      {open, close} when is_integer(open) and is_integer(close) ->
+        {:ok, {open, close, budget}}
+
+      _ ->
+        {:error,
+         %Error{
+           kind: :invalid_argument,
+           message: ":thinking_budget: the tokenizer has no <think> and </think> tokens"
+         }}
+    end
+  end
+
+  defp thinking_budget(%Model{path: path}, _),
+    do:
+      {:error,
+       %Error{
+         kind: :not_found,
+         message: ":thinking_budget needs the tokenizer, and #{path} has no tokenizer.json"
+       }}
 
   defp seed(opts) do
     cond do

@@ -11,7 +11,7 @@ use crate::error::{NifError, NifResult};
 use crate::model::ModelRef;
 use crate::reply::Reply;
 use mlx::Pinned;
-use qwen3::sampler::{sample_rows, Sampler, SamplerKind, SamplerOptions, SamplerSpec};
+use qwen3::sampler::{sample_rows, Sampler, SamplerKind, SamplerOptions, SamplerSpec, ThinkingBudget};
 use qwen3::GenerationConfig;
 use rustler::{Atom, Encoder, Env, Resource, ResourceArc, Term};
 use std::cell::RefCell;
@@ -173,6 +173,7 @@ fn sampler_new(
     seed: u64,
     history: Vec<Vec<u32>>,
     constraint: Option<(ResourceArc<ConstraintRef>, Option<u32>)>,
+    thinking: Option<(u32, u32, u32)>,
 ) -> Term {
     let prepared = (|| {
         let constraint = match constraint {
@@ -194,6 +195,12 @@ fn sampler_new(
         let sampler = Sampler::new(spec, &history)?;
         let sampler = match constraint {
             Some(c) => sampler.constrained(c),
+            None => sampler,
+        };
+        let sampler = match thinking {
+            Some((open, close, budget)) => {
+                sampler.with_thinking_budget(ThinkingBudget::new(open, close, budget, &history)?)
+            }
             None => sampler,
         };
         Ok(ResourceArc::new(SamplerRef {

@@ -11,11 +11,13 @@ mod graph;
 mod host;
 mod logprobs;
 mod spec;
+mod thinking;
 
 pub use graph::filtered_logits as graph_filtered_logits;
 pub use host::{filtered_logits as host_filtered_logits, softmax as host_probabilities};
 pub use logprobs::{logprobs, TokenLogprobs};
 pub use spec::{InvalidSetting, Placement, SamplerKind, SamplerOptions, SamplerSpec, DEFAULT_TEMPERATURE};
+pub use thinking::ThinkingBudget;
 
 use crate::constraint::Constraint;
 use crate::error::{bail, Result};
@@ -50,6 +52,7 @@ pub struct Sampler {
     counts: Counts,
     /// With a constraint: it, and the tokens drawn last (lazy), which it must see next.
     constraint: Option<(Constraint, Option<Array>)>,
+    thinking: Option<ThinkingBudget>,
 }
 
 impl Sampler {
@@ -79,7 +82,16 @@ impl Sampler {
             history,
             counts,
             constraint: None,
+            thinking: None,
         })
+    }
+
+    /// The sampler, closing `<think>` blocks after their budget (see [`ThinkingBudget`]).
+    pub fn with_thinking_budget(self, budget: ThinkingBudget) -> Sampler {
+        Sampler {
+            thinking: Some(budget),
+            ..self
+        }
     }
 
     /// The sampler, drawing only tokens `constraint` allows (one row only).
@@ -97,11 +109,17 @@ impl Sampler {
     /// The next token per row: `[B]` uint32 (lazy with `Placement::Graph`).
     pub fn sample(&mut self, logits: &Array) -> Result<Array> {
         let logits = last_logits(logits)?.astype(Dtype::Float32)?;
-        let logits = self.constrain(logits)?;
+        let mut logits = self.constrain(logits)?;
+        if let Some(budget) = &self.thinking {
+            logits = budget.apply(&logits)?;
+        }
         let tokens = match self.spec.placement {
             Placement::Graph => self.sample_in_graph(&logits)?,
             Placement::Host => self.sample_on_host(&logits)?,
         };
+        if let Some(budget) = &mut self.thinking {
+            budget.observe(&tokens)?;
+        }
         if let Some((_, last)) = &mut self.constraint {
             *last = Some(tokens.clone());
         }
