@@ -92,6 +92,37 @@ defmodule Qwen3.KVCache do
     end
   end
 
+  @doc """
+  Saves the cache to `path` (safetensors: each layer's keys and values, with the token ids
+  it holds and its model's identity as metadata). The cache must be a one-row cache whose
+  tokens are known, as `Qwen3.generate/3`'s result and `load/3` give it.
+  """
+  @spec save(t, Path.t()) :: :ok | {:error, Error.t()}
+  def save(%__MODULE__{tokens: tokens, ref: ref}, path) when is_list(tokens),
+    do: ref |> Native.cache_save(tokens, to_string(path)) |> Native.await_ok()
+
+  def save(%__MODULE__{}, _path),
+    do:
+      {:error,
+       %Error{kind: :invalid_argument, message: "the tokens this cache holds are unknown: it cannot be saved"}}
+
+  @doc """
+  Loads a cache `save/2` wrote, for `model`: a continuation given it as `:kv_cache`
+  prefills only what follows the saved tokens. `:max_len` is the new cache's capacity
+  (default: the saved tokens + 2048). A cache saved from another model (other shapes,
+  dtype or weights) is `{:error, %Qwen3.Error{kind: :incompatible_cache}}`.
+  """
+  @spec load(Qwen3.Model.t(), Path.t(), keyword) :: {:ok, t} | {:error, Error.t()}
+  def load(%Qwen3.Model{ref: model}, path, opts \\ []) do
+    opts = Keyword.validate!(opts, max_len: nil)
+
+    with {:ok, {ref, tokens}} <-
+           model |> Native.model_load_cache(to_string(path), opts[:max_len]) |> Native.await() do
+      {:ok,
+       %__MODULE__{ref: ref, batch_size: 1, max_len: opts[:max_len] || length(tokens) + 2048, tokens: tokens}}
+    end
+  end
+
   @doc "How many leading elements two lists share."
   @spec common_prefix(list, list) :: non_neg_integer
   def common_prefix(a, b), do: common_prefix(a, b, 0)

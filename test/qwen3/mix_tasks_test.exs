@@ -19,6 +19,29 @@ defmodule Qwen3.MixTasksTest do
     assert decoded["finish_reason"] == "length"
   end
 
+  @tag :tmp_dir
+  test "mix qwen3.generate --prompt-cache saves the cache and continues from it", %{tmp_dir: dir} do
+    model = Fixtures.path("dense-f32-tied")
+    file = Path.join(dir, "prompt.cache")
+    run = fn ids -> capture_io(fn -> Mix.Tasks.Qwen3.Generate.run(~w(--model #{model} --prompt-ids #{ids}
+             --max-new-tokens 5 --format json --prompt-cache #{file})) end) |> Qwen3.JSON.decode!() end
+
+    first = run.("5,6,7,8")
+    assert File.exists?(file)
+    {:ok, saved} = Qwen3.KVCache.load(Qwen3.load!(model), file)
+    # The prompt and all but the last generated token (never fed) are held.
+    assert saved.tokens == [5, 6, 7, 8] ++ Enum.take(first["tokens"], 4)
+
+    longer = Enum.join([5, 6, 7, 8] ++ first["tokens"] ++ [9], ",")
+
+    want =
+      Qwen3.generate!(Qwen3.load!(model), Enum.map(String.split(longer, ","), &String.to_integer/1),
+        max_new_tokens: 5
+      )
+
+    assert run.(longer)["tokens"] == want.tokens
+  end
+
   test "mix qwen3.generate rejects bad arguments" do
     assert_raise Mix.Error, ~r/--format/, fn -> Mix.Tasks.Qwen3.Generate.run(~w(--format yaml)) end
     assert_raise Mix.Error, ~r/unexpected/, fn -> Mix.Tasks.Qwen3.Generate.run(~w(--nope 1)) end

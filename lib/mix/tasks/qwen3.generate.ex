@@ -19,6 +19,9 @@ defmodule Mix.Tasks.Qwen3.Generate do
       (`text` is null for checkpoints without a tokenizer)
     * `--dump-logits FILE` — the last-position logits of every step, little-endian float32,
       steps × vocab
+    * `--prompt-cache FILE` — starts from the KV cache saved in FILE if it exists (only
+      what the prompt adds to its tokens is prefilled) and saves the cache (prompt and
+      output) there afterwards (`Qwen3.KVCache.save/2`)
     * model and sampling options (defaults: 32 new tokens, greedy):
 
   #{Qwen3.CLI.usage()}
@@ -32,7 +35,8 @@ defmodule Mix.Tasks.Qwen3.Generate do
     chat: :boolean,
     think: :boolean,
     format: :string,
-    dump_logits: :string
+    dump_logits: :string,
+    prompt_cache: :string
   ]
 
   @impl true
@@ -49,6 +53,7 @@ defmodule Mix.Tasks.Qwen3.Generate do
       |> then(
         &if opts[:chat], do: Keyword.put(&1, :enable_thinking, Keyword.get(opts, :think, true)), else: &1
       )
+      |> with_saved_cache(model, opts[:prompt_cache])
 
     result =
       if format == "text" and model.tokenizer,
@@ -56,6 +61,10 @@ defmodule Mix.Tasks.Qwen3.Generate do
         else: whole(model, prompt, gen_opts)
 
     if path = opts[:dump_logits], do: File.write!(path, result.logits)
+
+    if path = opts[:prompt_cache] do
+      with {:error, e} <- Qwen3.KVCache.save(result.kv_cache, path), do: Mix.raise(Exception.message(e))
+    end
 
     case format do
       "json" ->
@@ -65,6 +74,19 @@ defmodule Mix.Tasks.Qwen3.Generate do
       "text" ->
         if model.tokenizer, do: IO.puts(""), else: IO.puts(Enum.join(result.tokens, " "))
         IO.puts(:stderr, CLI.format_timing(result))
+    end
+  end
+
+  defp with_saved_cache(gen_opts, _model, nil), do: gen_opts
+
+  defp with_saved_cache(gen_opts, model, path) do
+    if File.exists?(path) do
+      case Qwen3.KVCache.load(model, path) do
+        {:ok, cache} -> Keyword.put(gen_opts, :kv_cache, cache)
+        {:error, e} -> Mix.raise("--prompt-cache #{path}: #{Exception.message(e)}")
+      end
+    else
+      gen_opts
     end
   end
 

@@ -1,11 +1,13 @@
 //! Reading `.safetensors` files: the header is validated in full (offsets, sizes, dtypes)
 //! before any array is made, and tensors are copied into MLX straight from a memory map.
+//! Writing them: arrays and a string metadata map, through the `safetensors` crate.
 
 use crate::array::{element_count, Array};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use memmap2::Mmap;
 use safetensors::SafeTensors;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,7 @@ pub struct SafetensorsFile {
     path: PathBuf,
     mmap: Mmap,
     infos: Vec<TensorInfo>,
+    metadata: HashMap<String, String>,
 }
 
 fn to_dtype(d: safetensors::Dtype) -> Option<Dtype> {
@@ -55,7 +58,20 @@ impl SafetensorsFile {
         // us, which at worst yields wrong weights, never memory unsafety in Rust code here.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
         let infos = Self::read_infos(&path, &mmap)?;
-        Ok(SafetensorsFile { path, mmap, infos })
+        let (_, header) = SafeTensors::read_metadata(&mmap)
+            .map_err(|e| Error::InvalidFile(format!("{}: {e}", path.display())))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        Ok(SafetensorsFile {
+            path,
+            mmap,
+            infos,
+            metadata,
+        })
+    }
+
+    /// The header's `__metadata__` strings (empty if it has none).
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
     }
 
     fn read_infos(path: &Path, bytes: &[u8]) -> Result<Vec<TensorInfo>> {
@@ -128,4 +144,83 @@ impl SafetensorsFile {
         }
         Ok(array)
     }
+}
+
+fn from_dtype(d: Dtype) -> Result<safetensors::Dtype> {
+    use safetensors::Dtype as S;
+    Ok(match d {
+        Dtype::Bool => S::BOOL,
+        Dtype::Uint8 => S::U8,
+        Dtype::Int8 => S::I8,
+        Dtype::Uint16 => S::U16,
+        Dtype::Int16 => S::I16,
+        Dtype::Uint32 => S::U32,
+        Dtype::Int32 => S::I32,
+        Dtype::Uint64 => S::U64,
+        Dtype::Int64 => S::I64,
+        Dtype::Float16 => S::F16,
+        Dtype::Bfloat16 => S::BF16,
+        Dtype::Float32 => S::F32,
+        Dtype::Float64 => S::F64,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{} cannot be saved as safetensors",
+                other.name()
+            )))
+        }
+    })
+}
+
+/// One array's bytes as the `safetensors` crate's writer takes them.
+struct Bytes {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl safetensors::View for &Bytes {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Writes `tensors` (evaluated here) and `metadata` to `path` as safetensors: into a
+/// temporary file first, renamed over `path` once complete.
+pub fn save(
+    path: impl AsRef<Path>,
+    tensors: &[(String, &Array)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let views = tensors
+        .iter()
+        .map(|(name, a)| {
+            Ok((
+                name.clone(),
+                Bytes {
+                    dtype: from_dtype(a.dtype())?,
+                    shape: a.shape().iter().map(|&d| d as usize).collect(),
+                    data: a.to_bytes()?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", path.display()));
+    let partial = path.with_extension("partial");
+    safetensors::serialize_to_file(
+        views.iter().map(|(n, b)| (n.as_str(), b)),
+        Some(metadata),
+        &partial,
+    )
+    .map_err(|e| io(&e))?;
+    std::fs::rename(&partial, path).map_err(|e| io(&e))
 }

@@ -18,6 +18,8 @@ pub enum Error {
     InvalidGrammar(String),
     #[error("{0}")]
     OutOfMemory(String),
+    #[error("{0}")]
+    IncompatibleCache(String),
 }
 
 impl Error {
@@ -31,6 +33,7 @@ impl Error {
             Error::Io(_) => "io",
             Error::InvalidGrammar(_) => "invalid_grammar",
             Error::OutOfMemory(_) => "out_of_memory",
+            Error::IncompatibleCache(_) => "incompatible_cache",
         }
     }
 }

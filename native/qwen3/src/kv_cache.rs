@@ -18,6 +18,8 @@ pub struct KvCache {
     batch: i32,
     capacity: i32,
     left_padding: Option<Vec<i32>>,
+    /// The model the cache was made for (`Model::identity`), checked when a saved cache loads.
+    model: String,
 }
 
 impl KvCache {
@@ -47,7 +49,16 @@ impl KvCache {
             batch,
             capacity,
             left_padding: None,
+            model: String::new(),
         })
+    }
+
+    pub fn model_identity(&self) -> &str {
+        &self.model
+    }
+
+    pub(crate) fn set_model_identity(&mut self, identity: String) {
+        self.model = identity;
     }
 
     pub fn batch(&self) -> i32 {
@@ -142,6 +153,17 @@ impl KvCache {
         l.offset += len;
         let upto = [b, h, l.offset, d];
         Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
+    }
+
+    /// Each layer's keys and values up to its offset.
+    pub fn held(&self) -> Result<Vec<(Array, Array)>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let upto = [self.batch, l.keys.dim(1)?, l.offset, l.keys.dim(3)?];
+                Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
+            })
+            .collect()
     }
 
     /// Every cache array, for evaluating them together.

@@ -15,6 +15,7 @@ mod memory_budget;
 pub mod model;
 pub mod rope;
 pub mod sampler;
+pub mod saved_cache;
 
 pub use config::{Config, GenerationConfig, QuantParams};
 pub use error::{Error, Result};

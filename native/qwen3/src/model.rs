@@ -23,6 +23,8 @@ pub struct Model {
     pub embed_tokens: Matrix,
     pub layers: Vec<Layer>,
     pub norm: Array,
+    /// `Model::identity`, worked out once.
+    identity: std::sync::OnceLock<String>,
     /// `None` when the LM head is tied to the embedding, or when a bare backbone (an
     /// embedding model such as Qwen3-Embedding) has none: it then embeds but has no logits.
     pub lm_head: Option<Matrix>,
@@ -151,19 +153,48 @@ impl Model {
             layers,
             norm,
             lm_head,
+            identity: std::sync::OnceLock::new(),
         })
     }
 
     pub fn new_cache(&self, batch: i32, capacity: i32) -> Result<KvCache> {
         let c = &self.config;
-        KvCache::new(
+        let mut cache = KvCache::new(
             self.layers.len(),
             batch,
             c.num_key_value_heads,
             capacity,
             c.head_dim,
             self.dtype,
-        )
+        )?;
+        cache.set_model_identity(self.identity()?.to_string());
+        Ok(cache)
+    }
+
+    /// What a KV cache depends on: the attention shapes, the compute dtype and (as a
+    /// fingerprint of these weights rather than others of the same shapes) an FNV-1a hash of
+    /// the norm vectors.
+    pub fn identity(&self) -> Result<&str> {
+        if let Some(id) = self.identity.get() {
+            return Ok(id);
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let norms = self.layers.iter().flat_map(|l| [&l.input_layernorm, &l.k_norm]);
+        for v in std::iter::once(&self.norm).chain(norms) {
+            for b in v.to_bytes()? {
+                hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        let c = &self.config;
+        let id = format!(
+            "{} layers={} kv_heads={} head_dim={} dtype={} weights={hash:016x}",
+            c.model_type.as_deref().unwrap_or("qwen3"),
+            self.layers.len(),
+            c.num_key_value_heads,
+            c.head_dim,
+            self.dtype.name()
+        );
+        Ok(self.identity.get_or_init(|| id))
     }
 
     /// Token ids (`[B, L]`, or `[B]` for one step, integer) → hidden states `[B, L, hidden]`.

@@ -13,6 +13,7 @@ mod json;
 mod model;
 mod reply;
 mod sampler;
+mod saved_cache;
 mod tokenizer;
 
 rustler::init!("Elixir.Qwen3.Native");

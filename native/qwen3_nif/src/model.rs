@@ -37,7 +37,7 @@ impl Resource for CacheRef {}
 rustler::atoms! { progress }
 
 impl ModelRef {
-    fn worker(&self) -> &Arc<Worker> {
+    pub(crate) fn worker(&self) -> &Arc<Worker> {
         self.model.worker()
     }
 }
@@ -201,7 +201,7 @@ fn slot_of(cache: &CacheRef) -> NifResult<RefMut<'_, Option<KvCache>>> {
         .map_err(|_| NifError::invalid("the KV cache is in use by another call"))
 }
 
-fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
+pub(crate) fn cache_of(cache: &CacheRef) -> NifResult<RefMut<'_, KvCache>> {
     RefMut::filter_map(slot_of(cache)?, Option::as_mut)
         .map_err(|_| NifError::invalid("the KV cache was released"))
 }
