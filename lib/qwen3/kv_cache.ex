@@ -123,6 +123,32 @@ defmodule Qwen3.KVCache do
     end
   end
 
+  @doc """
+  Makes `cache` hold the first `len` tokens `source` holds, copied (both one-row caches of
+  the same model; `source`'s tokens must be known). Returns `cache` with its tokens.
+  """
+  @spec copy_prefix(t, t, non_neg_integer) :: {:ok, t} | {:error, Error.t()}
+  def copy_prefix(%__MODULE__{} = cache, %__MODULE__{tokens: tokens} = source, len)
+      when is_list(tokens) and is_integer(len) and len <= length(tokens) do
+    with :ok <- Native.cache_copy_prefix(cache.ref, source.ref, len) |> Native.await_ok(),
+         do: {:ok, %{cache | tokens: Enum.take(tokens, len)}}
+  end
+
+  def copy_prefix(%__MODULE__{}, %__MODULE__{}, len),
+    do:
+      {:error,
+       %Error{
+         kind: :invalid_argument,
+         message: "cannot copy #{inspect(len)} tokens of a cache whose tokens are unknown or fewer"
+       }}
+
+  @doc "Bytes the cache's keys and values take (all layers, its whole capacity)."
+  @spec bytes(t, Qwen3.Model.t()) :: non_neg_integer
+  def bytes(%__MODULE__{max_len: max_len, batch_size: b}, %Qwen3.Model{info: i}) do
+    elem = if i.dtype == :f32, do: 4, else: 2
+    2 * i.num_hidden_layers * i.num_key_value_heads * i.head_dim * max_len * b * elem
+  end
+
   @doc "How many leading elements two lists share."
   @spec common_prefix(list, list) :: non_neg_integer
   def common_prefix(a, b), do: common_prefix(a, b, 0)

@@ -76,6 +76,7 @@ defmodule Qwen3.Native do
   def cache_set_left_padding(_cache, _padding), do: nif_error()
   def cache_release(_cache), do: nif_error()
   def cache_save(_cache, _tokens, _path), do: nif_error()
+  def cache_copy_prefix(_dst, _src, _len), do: nif_error()
   def model_load_cache(_model, _path, _max_len), do: nif_error()
 
   def sampler_new(_device, _spec, _seed, _history, _constraint, _thinking), do: nif_error()

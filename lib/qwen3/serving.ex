@@ -24,6 +24,14 @@ defmodule Qwen3.Serving do
       check: :pos_integer,
       doc: "prompt tokens prefilled between two decode steps"
     ],
+    prefix_cache_bytes: [
+      default: 0,
+      check: :non_neg_integer,
+      doc:
+        "bytes of KV cache the serving keeps from finished requests (`Qwen3.PrefixCache`, least " <>
+          "recently used evicted first): a request whose prompt starts as one of them did copies " <>
+          "that prefix instead of prefilling it. 0 keeps none"
+    ],
     load: [default: [], check: :keyword, doc: "`Qwen3.Model.load/2` options, when `:model` is a path"]
   ]
 

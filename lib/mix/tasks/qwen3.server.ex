@@ -12,6 +12,9 @@ defmodule Mix.Tasks.Qwen3.Server do
     * `--port N` (8080; 0 picks a free one), `--host ADDRESS` (127.0.0.1)
     * `--batch-size N` (8), `--max-len N` (tokens per request slot, 4096), `--max-queue N`
       (requests waiting beyond the running ones, 64; past it: 429)
+    * `--prefix-cache-mb N` (0): MiB of KV cache kept from finished requests, so that a
+      request resending a conversation's prefix (an agent's next turn) prefills only what
+      is new (`Qwen3.PrefixCache`; hits and evictions under `/metrics`)
     * `--api-key KEY` (or `QWEN3_API_KEY`): required as `Authorization: Bearer KEY`
     * `--model-id NAME`: the model's name in the API (default: the checkpoint's folder)
     * `--port-file PATH`: writes the port once the server listens (for scripts and tests)
@@ -25,6 +28,7 @@ defmodule Mix.Tasks.Qwen3.Server do
     batch_size: :integer,
     max_len: :integer,
     max_queue: :integer,
+    prefix_cache_mb: :integer,
     api_key: :string,
     model_id: :string,
     port_file: :string
@@ -42,7 +46,8 @@ defmodule Mix.Tasks.Qwen3.Server do
        name: serving,
        batch_size: opts[:batch_size] || 8,
        max_len: opts[:max_len] || 4096,
-       max_queue: opts[:max_queue] || 64},
+       max_queue: opts[:max_queue] || 64,
+       prefix_cache_bytes: (opts[:prefix_cache_mb] || 0) * 1_048_576},
       {Qwen3.HTTP,
        serving: serving,
        port: opts[:port] || 8080,

@@ -58,7 +58,27 @@ defmodule Qwen3.HTTP.Metrics do
     [
       metric("qwen3_up", "gauge", "Whether the serving is ready.", [{"", 1}]),
       for({key, help} <- @gauges, do: metric("qwen3_#{key}", "gauge", help, [{"", stats[key]}])),
-      for({key, help} <- @counters, do: metric("qwen3_#{key}_total", "counter", help, [{"", stats[key]}]))
+      for({key, help} <- @counters, do: metric("qwen3_#{key}_total", "counter", help, [{"", stats[key]}])),
+      prefix_cache(stats[:prefix_cache])
+    ]
+  end
+
+  @prefix_counters [
+    hits: "Requests that took a prefix from the prefix cache.",
+    misses: "Requests that found none.",
+    hit_tokens: "Prompt tokens taken from the prefix cache instead of prefilled.",
+    evicted: "Entries evicted to keep the prefix cache within its budget."
+  ]
+
+  defp prefix_cache(nil), do: []
+
+  defp prefix_cache(pc) do
+    [
+      metric("qwen3_prefix_cache_bytes", "gauge", "Bytes of KV held by the prefix cache.", [{"", pc.bytes}]),
+      for(
+        {key, help} <- @prefix_counters,
+        do: metric("qwen3_prefix_cache_#{key}_total", "counter", help, [{"", pc[key]}])
+      )
     ]
   end
 

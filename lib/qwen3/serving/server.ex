@@ -7,7 +7,7 @@ defmodule Qwen3.Serving.Server do
 
   use GenServer
 
-  alias Qwen3.{Error, KVCache, Model, Request, Sequence}
+  alias Qwen3.{Error, KVCache, Model, PrefixCache, Request, Sequence}
   alias Qwen3.Serving.{Board, Row}
 
   @scope Qwen3.Serving
@@ -22,6 +22,7 @@ defmodule Qwen3.Serving.Server do
     :max_len,
     :max_queue,
     :prefill_chunk,
+    :prefix,
     free: [],
     unallocated: 0,
     rows: [],
@@ -53,7 +54,8 @@ defmodule Qwen3.Serving.Server do
       max_len: opts[:max_len],
       max_queue: opts[:max_queue],
       prefill_chunk: opts[:prefill_chunk],
-      unallocated: opts[:batch_size]
+      unallocated: opts[:batch_size],
+      prefix: if(opts[:prefix_cache_bytes] > 0, do: PrefixCache.new(opts[:prefix_cache_bytes]))
     }
 
     case opts[:model] do
@@ -201,8 +203,8 @@ defmodule Qwen3.Serving.Server do
 
       case take_cache(state, row.request.ids) do
         {:ok, cache, state} ->
-          case Row.admit(row, cache) do
-            {:ok, row} -> admit(%{state | rows: state.rows ++ [row]})
+          case with({:ok, row} <- Row.admit(row, cache), do: shared_prefix(state, row)) do
+            {:ok, row, state} -> admit(%{state | rows: state.rows ++ [row]})
             {:error, e} -> state |> fail(row, e) |> free(%{cache | tokens: nil}) |> admit()
           end
 
@@ -211,6 +213,24 @@ defmodule Qwen3.Serving.Server do
       end
     else
       _ -> state
+    end
+  end
+
+  # A longer prefix of the row's prompt from the prefix cache than its slot kept, copied in.
+  defp shared_prefix(%{prefix: nil} = state, row), do: {:ok, row, state}
+
+  defp shared_prefix(state, row) do
+    ids = row.request.ids
+    {source, len, prefix} = PrefixCache.lookup(state.prefix, ids)
+    # At least the last prompt token is fed, for logits to sample from.
+    len = min(len, length(ids) - 1)
+    state = %{state | prefix: prefix}
+
+    if source != nil and len > row.fed do
+      with {:ok, cache} <- KVCache.copy_prefix(row.cache, source, len),
+           do: {:ok, %{row | cache: cache, fed: len}, state}
+    else
+      {:ok, row, state}
     end
   end
 
@@ -268,6 +288,12 @@ defmodule Qwen3.Serving.Server do
       {result, cache} = Row.result(row)
       send(row.caller, {row.ref, {:done, result}})
       Process.demonitor(row.monitor, [:flush])
+
+      state =
+        if state.prefix,
+          do: %{state | prefix: PrefixCache.insert(state.prefix, state.model, cache)},
+          else: state
+
       state |> remove(row) |> free(cache) |> count(:completed)
     else
       state
@@ -339,7 +365,8 @@ defmodule Qwen3.Serving.Server do
       prefilling: prefilling,
       decoding: active - prefilling,
       occupancy: active / state.batch_size,
-      window: state.window
+      window: state.window,
+      prefix_cache: state.prefix && PrefixCache.stats(state.prefix)
     })
   end
 end

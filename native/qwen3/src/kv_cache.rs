@@ -155,6 +155,42 @@ impl KvCache {
         Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
     }
 
+    /// Makes this cache hold the first `len` tokens `src` holds (copied; `src` is left as
+    /// it is): a shared prefix taken over without recomputing it.
+    pub fn copy_prefix(&mut self, src: &KvCache, len: i32) -> Result<()> {
+        // The model identity covers the shapes and dtype (caches made by `Model::new_cache`).
+        if self.layers.len() != src.layers.len() || self.model != src.model {
+            bail!(IncompatibleCache, "the two caches belong to different models");
+        }
+        if self.batch != 1 || src.batch != 1 || self.left_padding.is_some() || src.left_padding.is_some() {
+            bail!(
+                InvalidArgument,
+                "prefixes are copied between one-row caches without padding"
+            );
+        }
+        if len < 0 || len > src.offset() || len > self.capacity {
+            bail!(
+                InvalidArgument,
+                "cannot copy {len} tokens from a cache of {} into one of capacity {}",
+                src.offset(),
+                self.capacity
+            );
+        }
+        for (dst, from) in self.layers.iter_mut().zip(&src.layers) {
+            let upto = [1, from.keys.dim(1)?, len, from.keys.dim(3)?];
+            if len > 0 {
+                dst.keys = dst
+                    .keys
+                    .slice_update(&from.keys.slice(&[0; 4], &upto)?, &[0; 4], &upto)?;
+                dst.values = dst
+                    .values
+                    .slice_update(&from.values.slice(&[0; 4], &upto)?, &[0; 4], &upto)?;
+            }
+            dst.offset = len;
+        }
+        Ok(())
+    }
+
     /// Each layer's keys and values up to its offset.
     pub fn held(&self) -> Result<Vec<(Array, Array)>> {
         self.layers

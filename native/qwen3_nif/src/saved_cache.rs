@@ -1,4 +1,5 @@
-//! NIFs for KV caches on disk (`qwen3::saved_cache`): `Qwen3.KVCache.save/2` and `load/3`.
+//! NIFs for KV caches on disk (`qwen3::saved_cache`): `Qwen3.KVCache.save/2` and `load/3`;
+//! and for copying a prefix from one cache into another (`Qwen3.KVCache.copy_prefix/3`).
 
 use crate::dispatch::dispatch;
 use crate::model::{cache_of, CacheRef, ModelRef};
@@ -32,5 +33,21 @@ fn model_load_cache(env: Env, model: ResourceArc<ModelRef>, path: String, max_le
             cache: Pinned::new(RefCell::new(Some(cache)), &worker)?,
         });
         Ok((cache, Reply::term(tokens)))
+    })
+}
+
+#[rustler::nif]
+fn cache_copy_prefix(env: Env, dst: ResourceArc<CacheRef>, src: ResourceArc<CacheRef>, len: i32) -> Term {
+    if !std::sync::Arc::ptr_eq(dst.cache.worker(), src.cache.worker()) {
+        let e = crate::error::NifError::new("wrong_device", "the caches live on different devices");
+        return crate::dispatch::immediate_error(env, e);
+    }
+    let (d, s) = (dst.clone(), src.clone());
+    dispatch(env, dst.cache.worker(), move || {
+        if std::ptr::eq(&*d, &*s) {
+            return Err(crate::error::NifError::invalid("a cache cannot copy from itself"));
+        }
+        let from = cache_of(&s)?;
+        Ok(cache_of(&d)?.copy_prefix(&from, len)?)
     })
 }
