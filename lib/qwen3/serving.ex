@@ -32,7 +32,15 @@ defmodule Qwen3.Serving do
           "recently used evicted first): a request whose prompt starts as one of them did copies " <>
           "that prefix instead of prefilling it. 0 keeps none"
     ],
-    load: [default: [], check: :keyword, doc: "`Qwen3.Model.load/2` options, when `:model` is a path"]
+    load: [default: [], check: :keyword, doc: "`Qwen3.Model.load/2` options, when `:model` is a path"],
+    isolate: [
+      default: false,
+      check: :boolean,
+      doc:
+        "runs the model on a `:peer` node of its own (needs `:name` and a distributed VM): if " <>
+          "that OS process dies, its running requests fail with `:node_down`, and a new node " <>
+          "loads the model again, while this VM carries on"
+    ]
   ]
 
   @moduledoc """
@@ -75,7 +83,10 @@ defmodule Qwen3.Serving do
 
   @doc "Starts a serving (see the module doc for the options)."
   @spec start_link(keyword) :: GenServer.on_start()
-  def start_link(opts), do: opts |> Qwen3.Options.validate!(@start_options) |> Server.start_link()
+  def start_link(opts) do
+    opts = Qwen3.Options.validate!(opts, @start_options)
+    if opts[:isolate], do: Qwen3.Serving.Isolated.start_link(opts), else: Server.start_link(opts)
+  end
 
   @doc """
   Generates a continuation of `prompt` (text, token ids or chat messages, as in
@@ -133,7 +144,14 @@ defmodule Qwen3.Serving do
   """
   @spec stats(pid | atom) :: map | nil
   def stats(serving) when is_pid(serving), do: Board.get(serving)
-  def stats(name) when is_atom(name), do: name |> Process.whereis() |> then(&(&1 && Board.get(&1)))
+
+  def stats(name) when is_atom(name) do
+    # A name not registered here may be an isolated serving's group, on its model node.
+    case Process.whereis(name) || List.first(members(name)) do
+      nil -> nil
+      pid -> Board.get(pid)
+    end
+  end
 
   @doc """
   The model a serving on this node runs (a pid or a local name): `{:ok, model}`, or
@@ -142,7 +160,13 @@ defmodule Qwen3.Serving do
   """
   @spec model(pid | atom) :: {:ok, Qwen3.Model.t()} | {:error, Error.t()}
   def model(serving) do
-    case serving |> pid_of() |> then(&(&1 && Board.model(&1))) do
+    local = serving |> pid_of() |> then(&(&1 && Board.model(&1)))
+    # An isolated serving's model runs elsewhere; this VM's copy answers once a node serves it.
+    isolated = fn ->
+      is_atom(serving) and members(serving) != [] and Qwen3.Serving.Isolated.local_model(serving)
+    end
+
+    case local || isolated.() || nil do
       nil -> {:error, %Error{kind: :loading, message: "serving #{inspect(serving)} is not ready"}}
       model -> {:ok, model}
     end

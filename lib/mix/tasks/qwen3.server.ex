@@ -15,6 +15,9 @@ defmodule Mix.Tasks.Qwen3.Server do
     * `--prefix-cache-mb N` (0): MiB of KV cache kept from finished requests, so that a
       request resending a conversation's prefix (an agent's next turn) prefills only what
       is new (`Qwen3.PrefixCache`; hits and evictions under `/metrics`)
+    * `--isolate`: the model runs on a peer node of its own (this VM starts distributed, as
+      `qwen3_server`, if it is not): a crash of that OS process (an MLX abort) fails its
+      running requests, and a new node loads the model again while the HTTP server goes on
     * `--api-key KEY` (or `QWEN3_API_KEY`): required as `Authorization: Bearer KEY`
     * `--model-id NAME`: the model's name in the API (default: the checkpoint's folder)
     * `--port-file PATH`: writes the port once the server listens (for scripts and tests)
@@ -29,6 +32,7 @@ defmodule Mix.Tasks.Qwen3.Server do
     max_len: :integer,
     max_queue: :integer,
     prefix_cache_mb: :integer,
+    isolate: :boolean,
     api_key: :string,
     model_id: :string,
     port_file: :string
@@ -37,6 +41,7 @@ defmodule Mix.Tasks.Qwen3.Server do
   @impl true
   def run(argv) do
     opts = CLI.parse!(argv, @switches)
+    if opts[:isolate] && !Node.alive?(), do: start_distribution!()
     model = CLI.load_model!(opts)
     serving = Qwen3.Server.LLM
 
@@ -47,7 +52,8 @@ defmodule Mix.Tasks.Qwen3.Server do
        batch_size: opts[:batch_size] || 8,
        max_len: opts[:max_len] || 4096,
        max_queue: opts[:max_queue] || 64,
-       prefix_cache_bytes: (opts[:prefix_cache_mb] || 0) * 1_048_576},
+       prefix_cache_bytes: (opts[:prefix_cache_mb] || 0) * 1_048_576,
+       isolate: opts[:isolate] || false},
       {Qwen3.HTTP,
        serving: serving,
        port: opts[:port] || 8080,
@@ -66,5 +72,21 @@ defmodule Mix.Tasks.Qwen3.Server do
     )
 
     Process.sleep(:infinity)
+  end
+
+  # epmd must answer before distribution starts; `epmd -daemon` returns before it listens.
+  defp start_distribution! do
+    {_, 0} =
+      System.cmd(System.find_executable("epmd") || Mix.raise("--isolate needs epmd (it ships with Erlang)"), [
+        "-daemon"
+      ])
+
+    Enum.find(1..250, fn _ -> match?({:ok, _}, :erl_epmd.names()) or (Process.sleep(20) && false) end) ||
+      Mix.raise("epmd did not answer within 5 s")
+
+    case Node.start(:"qwen3_server_#{System.unique_integer([:positive])}", :shortnames) do
+      {:ok, _} -> :ok
+      {:error, reason} -> Mix.raise("--isolate: could not start distribution: #{inspect(reason)}")
+    end
   end
 end
