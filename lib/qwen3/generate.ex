@@ -18,6 +18,9 @@ defmodule Qwen3.Generate do
   """
   alias Qwen3.{Array, Error, KVCache, Model, Native, Prompt, Request, Sampler, Sequence}
 
+  # Tokens a `:max_kv_size` window keeps from the start (mlx-lm's default).
+  @window_keep 4
+
   @enforce_keys [:model, :cache, :sampler, :request, :sequence, :deadline]
   defstruct [:model, :cache, :sampler, :request, :sequence, :deadline, :pending]
 
@@ -102,7 +105,7 @@ defmodule Qwen3.Generate do
          :ok <- async_eval([token]) do
       # After the prefill the cache holds all of `ids`; each later token fed needs a slot,
       # and the last token sampled is never fed.
-      room = cache.max_len - length(ids) + 1
+      room = if cache.window, do: opts[:max_new_tokens], else: cache.max_len - length(ids) + 1
       limit = min(opts[:max_new_tokens], room)
 
       {:ok,
@@ -124,11 +127,16 @@ defmodule Qwen3.Generate do
 
   # A fresh cache, or the given one with what it holds that `ids` does not start with removed.
   defp prepare_cache(model, ids, opts) do
-    case opts[:kv_cache] do
-      nil ->
+    case {opts[:kv_cache], opts[:max_kv_size]} do
+      {nil, window} when is_integer(window) ->
+        with {:ok, cache} <- Model.init_kv_cache(model, max_len: window),
+             {:ok, cache} <- KVCache.window(cache, min(@window_keep, window - 1)),
+             do: {:ok, cache, ids}
+
+      {nil, nil} ->
         with {:ok, cache} <- Model.init_kv_cache(model, max_len: opts[:max_len]), do: {:ok, cache, ids}
 
-      cache ->
+      {cache, _} ->
         KVCache.reuse(cache, ids)
     end
   end

@@ -11,7 +11,7 @@ defmodule Qwen3.KVCache do
   alias Qwen3.{Error, Native}
 
   @enforce_keys [:ref, :batch_size, :max_len]
-  defstruct [:ref, :batch_size, :max_len, tokens: []]
+  defstruct [:ref, :batch_size, :max_len, window: nil, tokens: []]
 
   @typedoc """
   `tokens` are the ids the cache holds, as `Qwen3.Generate` last left it (nil: unknown), so
@@ -21,6 +21,7 @@ defmodule Qwen3.KVCache do
           ref: reference,
           batch_size: pos_integer,
           max_len: pos_integer,
+          window: non_neg_integer | nil,
           tokens: [non_neg_integer] | nil
         }
 
@@ -37,6 +38,16 @@ defmodule Qwen3.KVCache do
   reference; later calls with it return an `:invalid_argument` error.
   """
   def release(%__MODULE__{ref: ref}), do: ref |> Native.cache_release() |> Native.await_ok()
+
+  @doc """
+  Makes an empty one-row cache a window of `max_len` tokens that keeps its first `keep`:
+  when full, it drops the oldest tokens after those (a quarter of the window at once) and
+  goes on. `offset/1` then counts the tokens fed, more than it holds.
+  """
+  @spec window(t, non_neg_integer) :: {:ok, t} | {:error, Error.t()}
+  def window(%__MODULE__{ref: ref} = cache, keep) when is_integer(keep) do
+    with :ok <- ref |> Native.cache_set_window(keep) |> Native.await_ok(), do: {:ok, %{cache | window: keep}}
+  end
 
   @doc "Declares how many padding slots start each row (batches of unequal prompts)."
   def set_left_padding(%__MODULE__{ref: ref}, padding) when is_list(padding),

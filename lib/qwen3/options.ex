@@ -28,6 +28,15 @@ defmodule Qwen3.Options do
         "KV cache capacity in tokens, prompt included (ignored with `:kv_cache`); " <>
           "generation ends with `:length` when it is full"
     ],
+    max_kv_size: [
+      default: nil,
+      check: :pos_integer_or_nil,
+      cli: {:integer, "N"},
+      doc:
+        "a KV cache window of N tokens instead of `:max_len`: it keeps the first 4 tokens and drops " <>
+          "the oldest after them when full (as mlx-lm's `max_kv_size`), so generation goes on past " <>
+          "N; the prompt must fit in N - 4"
+    ],
     kv_cache: [
       default: nil,
       check: :kv_cache,

@@ -3,6 +3,11 @@
 //!
 //! Rows of a batch may hold prompts of different lengths: they are left-padded, and
 //! `left_padding[b]` slots at the start of row `b` are masked out and skipped by RoPE.
+//!
+//! A windowed cache (`set_window`, as mlx-lm's RotatingKVCache) never fills up: when a
+//! write would not fit, it keeps its first `keep` tokens and drops the oldest after them
+//! (a quarter of the window at once, so that the shift is rare). Keys are stored rotated,
+//! so the tokens kept keep their positions; new ones take theirs from the tokens fed.
 
 use crate::error::{bail, Result};
 use mlx::{Array, Dtype};
@@ -10,7 +15,10 @@ use mlx::{Array, Dtype};
 pub struct LayerKv {
     keys: Array,
     values: Array,
+    /// Slots filled.
     offset: i32,
+    /// Tokens a window dropped: the next token's position is `offset + dropped`.
+    dropped: i32,
 }
 
 pub struct KvCache {
@@ -18,6 +26,8 @@ pub struct KvCache {
     batch: i32,
     capacity: i32,
     left_padding: Option<Vec<i32>>,
+    /// `Some(keep)` for a windowed cache.
+    window: Option<i32>,
     /// The model the cache was made for (`Model::identity`), checked when a saved cache loads.
     model: String,
 }
@@ -41,6 +51,7 @@ impl KvCache {
                     keys: Array::zeros(&shape, dtype)?,
                     values: Array::zeros(&shape, dtype)?,
                     offset: 0,
+                    dropped: 0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -49,6 +60,7 @@ impl KvCache {
             batch,
             capacity,
             left_padding: None,
+            window: None,
             model: String::new(),
         })
     }
@@ -73,13 +85,40 @@ impl KvCache {
         self.layers.len()
     }
 
-    /// Tokens held so far (by the first layer; all layers agree after a full step).
+    /// Tokens fed so far (by the first layer; all layers agree after a full step): the
+    /// position of the next one. A windowed cache holds fewer once it dropped some.
     pub fn offset(&self) -> i32 {
-        self.layers.first().map_or(0, |l| l.offset)
+        self.layers.first().map_or(0, |l| l.offset + l.dropped)
     }
 
+    /// The position of layer `layer`'s next token.
     pub fn layer_offset(&self, layer: usize) -> i32 {
-        self.layers[layer].offset
+        self.layers[layer].offset + self.layers[layer].dropped
+    }
+
+    /// Tokens a window dropped so far.
+    pub fn dropped(&self) -> i32 {
+        self.layers.first().map_or(0, |l| l.dropped)
+    }
+
+    /// Makes an empty one-row cache a window that keeps its first `keep` tokens.
+    pub fn set_window(&mut self, keep: i32) -> Result<()> {
+        if self.offset() != 0 || self.batch != 1 || self.left_padding.is_some() {
+            bail!(InvalidArgument, "only an empty one-row cache can become a window");
+        }
+        if keep < 0 || keep >= self.capacity {
+            bail!(
+                InvalidArgument,
+                "a window of {} keeping {keep} tokens has no room left",
+                self.capacity
+            );
+        }
+        self.window = Some(keep);
+        Ok(())
+    }
+
+    pub fn window(&self) -> Option<i32> {
+        self.window
     }
 
     pub fn left_padding(&self) -> Option<&[i32]> {
@@ -103,6 +142,16 @@ impl KvCache {
 
     /// Forgets everything after `len` tokens (e.g. to re-run a turn); slots are overwritten later.
     pub fn truncate(&mut self, len: i32) -> Result<()> {
+        if self.dropped() > 0 && len != self.offset() {
+            bail!(
+                InvalidArgument,
+                "a window that dropped tokens cannot be cut back (to {len} of {})",
+                self.offset()
+            );
+        }
+        if self.dropped() > 0 {
+            return Ok(());
+        }
         if len < 0 || len > self.offset() {
             bail!(
                 InvalidArgument,
@@ -128,6 +177,16 @@ impl KvCache {
                 self.layers.len()
             )
         };
+        if let Some(keep) = self.window {
+            if len > self.capacity - keep {
+                bail!(
+                    CacheOverflow,
+                    "{len} new tokens at once exceed the window of {} (keeping {keep})",
+                    self.capacity
+                );
+            }
+            return Ok(());
+        }
         if l.offset + len > self.capacity {
             bail!(
                 CacheOverflow,
@@ -144,6 +203,9 @@ impl KvCache {
     pub fn update(&mut self, layer: usize, keys: &Array, values: &Array) -> Result<(Array, Array)> {
         let len = keys.dim(2)?;
         self.check_room(layer, len)?;
+        if let Some(keep) = self.window {
+            self.make_room(layer, keep, len)?;
+        }
         let l = &mut self.layers[layer];
         let (b, h, d) = (self.batch, keys.dim(1)?, keys.dim(3)?);
         let (start, stop) = ([0, 0, l.offset, 0], [b, h, l.offset + len, d]);
@@ -155,12 +217,36 @@ impl KvCache {
         Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
     }
 
+    /// Drops the oldest tokens after the first `keep` of layer `layer` until `len` more fit.
+    fn make_room(&mut self, layer: usize, keep: i32, len: i32) -> Result<()> {
+        let l = &mut self.layers[layer];
+        let over = l.offset + len - self.capacity;
+        if over <= 0 {
+            return Ok(());
+        }
+        let drop = over.max((self.capacity - keep) / 4).min(l.offset - keep);
+        let (h, d) = (l.keys.dim(1)?, l.keys.dim(3)?);
+        let kept = [1, h, l.offset, d];
+        let shift = |a: &Array| -> Result<Array> {
+            let tail = a.slice(&[0, 0, keep + drop, 0], &kept)?;
+            Ok(a.slice_update(&tail, &[0, 0, keep, 0], &[1, h, l.offset - drop, d])?)
+        };
+        l.keys = shift(&l.keys)?;
+        l.values = shift(&l.values)?;
+        l.offset -= drop;
+        l.dropped += drop;
+        Ok(())
+    }
+
     /// Makes this cache hold the first `len` tokens `src` holds (copied; `src` is left as
     /// it is): a shared prefix taken over without recomputing it.
     pub fn copy_prefix(&mut self, src: &KvCache, len: i32) -> Result<()> {
         // The model identity covers the shapes and dtype (caches made by `Model::new_cache`).
         if self.layers.len() != src.layers.len() || self.model != src.model {
             bail!(IncompatibleCache, "the two caches belong to different models");
+        }
+        if src.dropped() > 0 || self.window.is_some() {
+            bail!(InvalidArgument, "windowed caches do not share prefixes");
         }
         if self.batch != 1 || src.batch != 1 || self.left_padding.is_some() || src.left_padding.is_some() {
             bail!(

@@ -14,10 +14,10 @@ const FORMAT: &str = "qwen3-kv-cache/1";
 
 /// Saves a one-row cache holding `tokens` (as many as its offset).
 pub fn save(cache: &KvCache, tokens: &[u32], path: &Path) -> Result<()> {
-    if cache.batch() != 1 || cache.left_padding().is_some() {
+    if cache.batch() != 1 || cache.left_padding().is_some() || cache.dropped() > 0 {
         bail!(
             InvalidArgument,
-            "only a one-row cache without padding can be saved"
+            "only a one-row cache without padding, holding every token it was fed, can be saved"
         );
     }
     if tokens.len() != cache.offset() as usize {

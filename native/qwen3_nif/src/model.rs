@@ -342,6 +342,14 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
     })
 }
 
+#[rustler::nif]
+fn cache_set_window(env: Env, cache: ResourceArc<CacheRef>, keep: i32) -> Term {
+    let c = cache.clone();
+    dispatch(env, cache.cache.worker(), move || {
+        Ok(cache_of(&c)?.set_window(keep)?)
+    })
+}
+
 /// Frees the cache's buffers now instead of when the BEAM collects the resource.
 #[rustler::nif]
 fn cache_release(env: Env, cache: ResourceArc<CacheRef>) -> Term {
