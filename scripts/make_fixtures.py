@@ -15,7 +15,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 from mlx_lm.models import qwen3, qwen3_moe
-from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.models.cache import QuantizedKVCache, make_prompt_cache
 from mlx_lm.utils import load_model, quantize_model
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -236,6 +236,28 @@ def golden(path, compute):
     return {"greedy": tokens, "logits_file": f"golden/logits-{compute}.f32"}
 
 
+def kv_quant_golden(path):
+    """The same checks as `golden` in float32 with mlx-lm's QuantizedKVCache (from the first
+    token, groups of 64) at 8 and 4 bits."""
+    model, _ = load_model(path)
+    model.set_dtype(mx.float32)
+    gdir = path / "golden"
+    meta = {}
+    for bits in (8, 4):
+        fresh = lambda: [QuantizedKVCache(group_size=64, bits=bits) for _ in model.layers]  # noqa: E731
+        logits = [model(mx.array([p]), cache=fresh())[0, -1] for p in PROMPTS]
+        cache = fresh()
+        y = model(mx.array([PROMPTS[0]]), cache=cache)[:, -1]
+        tokens = []
+        for _ in range(GREEDY_STEPS):
+            tokens.append(int(mx.argmax(y, axis=-1).item()))
+            y = model(mx.array([[tokens[-1]]]), cache=cache)[:, -1]
+        np.stack([np.array(l) for l in logits]).astype("<f4").tofile(gdir / f"logits-kv{bits}.f32")
+        (gdir / f"greedy-kv{bits}.txt").write_text(" ".join(map(str, tokens)) + "\n")
+        meta[bits] = tokens
+    return meta
+
+
 def primitives_golden(path):
     """Layer 0's attention (batch 2: a 3-token chunk, then 2 more at offset 3, causal) and
     MLP on fixed normed inputs, from mlx-lm's own modules, in float32."""
@@ -284,6 +306,8 @@ def build_variant(root, name, spec, seed):
     (out / "golden" / "meta.json").write_text(json.dumps(meta, indent=2))
     if dtype == "float32" and not quantization:
         primitives_golden(out)
+    if name == "dense-f32-tied":
+        kv_quant_golden(out)
     return meta
 
 

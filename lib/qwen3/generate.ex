@@ -129,17 +129,20 @@ defmodule Qwen3.Generate do
   defp prepare_cache(model, ids, opts) do
     case {opts[:kv_cache], opts[:max_kv_size]} do
       {nil, window} when is_integer(window) ->
-        with {:ok, cache} <- Model.init_kv_cache(model, max_len: window),
+        with {:ok, cache} <- Model.init_kv_cache(model, [max_len: window] ++ kv_quant(opts)),
              {:ok, cache} <- KVCache.window(cache, min(@window_keep, window - 1)),
              do: {:ok, cache, ids}
 
       {nil, nil} ->
-        with {:ok, cache} <- Model.init_kv_cache(model, max_len: opts[:max_len]), do: {:ok, cache, ids}
+        with {:ok, cache} <- Model.init_kv_cache(model, [max_len: opts[:max_len]] ++ kv_quant(opts)),
+             do: {:ok, cache, ids}
 
       {cache, _} ->
         KVCache.reuse(cache, ids)
     end
   end
+
+  defp kv_quant(opts), do: [kv_bits: opts[:kv_bits], kv_group_size: opts[:kv_group_size]]
 
   @doc """
   Reads the token being computed (after building the next step, so both overlap).

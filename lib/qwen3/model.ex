@@ -154,12 +154,18 @@ defmodule Qwen3.Model do
     end
   end
 
-  @doc "A KV cache for this model (`:batch_size` rows, `:max_len` tokens)."
+  @doc """
+  A KV cache for this model (`:batch_size` rows, `:max_len` tokens); with `:kv_bits` (4 or
+  8) it stores keys and values quantized in groups of `:kv_group_size` (64) along the head
+  dimension, as mlx-lm's QuantizedKVCache.
+  """
   @spec init_kv_cache(t, keyword) :: {:ok, KVCache.t()} | {:error, Error.t()}
   def init_kv_cache(%__MODULE__{ref: ref}, opts \\ []) do
-    opts = Keyword.validate!(opts, batch_size: 1, max_len: 2048)
+    opts = Keyword.validate!(opts, batch_size: 1, max_len: 2048, kv_bits: nil, kv_group_size: 64)
+    quant = opts[:kv_bits] && {opts[:kv_bits], opts[:kv_group_size]}
 
-    with {:ok, cache} <- Native.model_new_cache(ref, opts[:batch_size], opts[:max_len]) |> Native.await() do
+    with {:ok, cache} <-
+           Native.model_new_cache(ref, opts[:batch_size], opts[:max_len], quant) |> Native.await() do
       {:ok, %KVCache{ref: cache, batch_size: opts[:batch_size], max_len: opts[:max_len]}}
     end
   end

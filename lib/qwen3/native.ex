@@ -62,7 +62,7 @@ defmodule Qwen3.Native do
 
   def model_load(_path, _device, _opts, _progress_pid, _tag), do: nif_error()
   def model_info(_model), do: nif_error()
-  def model_new_cache(_model, _batch, _max_len), do: nif_error()
+  def model_new_cache(_model, _batch, _max_len, _quant), do: nif_error()
   def model_embed(_model, _ids), do: nif_error()
   def model_layer(_model, _index, _h, _cache), do: nif_error()
   def model_attention(_model, _index, _x, _cache), do: nif_error()

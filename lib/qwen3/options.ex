@@ -37,6 +37,19 @@ defmodule Qwen3.Options do
           "the oldest after them when full (as mlx-lm's `max_kv_size`), so generation goes on past " <>
           "N; the prompt must fit in N - 4"
     ],
+    kv_bits: [
+      default: nil,
+      check: {:one_of, [nil, 4, 8]},
+      cli: {:integer, "4|8"},
+      doc:
+        "stores the KV cache's keys and values quantized to 4 or 8 bits (as mlx-lm's `kv_bits`, " <>
+          "from the first token): about 1/4 or 1/2 of bf16's bytes; attention reads them dequantized"
+    ],
+    kv_group_size: [
+      default: 64,
+      check: {:one_of, [32, 64, 128]},
+      doc: "values per scale and bias of a quantized KV cache, along the head dimension"
+    ],
     kv_cache: [
       default: nil,
       check: :kv_cache,

@@ -13,7 +13,7 @@ defmodule Qwen3.Serving.Server do
   @scope Qwen3.Serving
   @window_ms 5_000
   # Options a request may not set: the serving owns the caches and the loop.
-  @not_per_request [:kv_cache, :max_len, :max_kv_size, :loop, :dump_logits]
+  @not_per_request [:kv_cache, :max_len, :max_kv_size, :kv_bits, :loop, :dump_logits]
 
   defstruct [
     :model,

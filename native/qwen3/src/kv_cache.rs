@@ -8,13 +8,16 @@
 //! write would not fit, it keeps its first `keep` tokens and drops the oldest after them
 //! (a quarter of the window at once, so that the shift is rare). Keys are stored rotated,
 //! so the tokens kept keep their positions; new ones take theirs from the tokens fed.
+//!
+//! Keys and values may be stored quantized (`KvQuant`, as mlx-lm's QuantizedKVCache).
 
 use crate::error::{bail, Result};
+use crate::kv_buffer::{KvBuffer, KvQuant};
 use mlx::{Array, Dtype};
 
 pub struct LayerKv {
-    keys: Array,
-    values: Array,
+    keys: KvBuffer,
+    values: KvBuffer,
     /// Slots filled.
     offset: i32,
     /// Tokens a window dropped: the next token's position is `offset + dropped`.
@@ -40,6 +43,7 @@ impl KvCache {
         capacity: i32,
         head_dim: i32,
         dtype: Dtype,
+        quant: Option<KvQuant>,
     ) -> Result<KvCache> {
         if batch < 1 || capacity < 1 {
             bail!(InvalidArgument, "a KV cache needs batch ≥ 1 and capacity ≥ 1");
@@ -48,8 +52,8 @@ impl KvCache {
         let layers = (0..num_layers)
             .map(|_| {
                 Ok(LayerKv {
-                    keys: Array::zeros(&shape, dtype)?,
-                    values: Array::zeros(&shape, dtype)?,
+                    keys: KvBuffer::new(shape, dtype, quant)?,
+                    values: KvBuffer::new(shape, dtype, quant)?,
                     offset: 0,
                     dropped: 0,
                 })
@@ -207,14 +211,15 @@ impl KvCache {
             self.make_room(layer, keep, len)?;
         }
         let l = &mut self.layers[layer];
-        let (b, h, d) = (self.batch, keys.dim(1)?, keys.dim(3)?);
-        let (start, stop) = ([0, 0, l.offset, 0], [b, h, l.offset + len, d]);
-        // Replacing the handles lets MLX update the buffers in place (they are donatable).
-        l.keys = l.keys.slice_update(keys, &start, &stop)?;
-        l.values = l.values.slice_update(values, &start, &stop)?;
+        l.keys.write(keys, l.offset)?;
+        l.values.write(values, l.offset)?;
         l.offset += len;
-        let upto = [b, h, l.offset, d];
-        Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
+        Ok((l.keys.read(l.offset)?, l.values.read(l.offset)?))
+    }
+
+    /// How keys and values are quantized, if they are.
+    pub fn quant(&self) -> Option<KvQuant> {
+        self.layers.first().and_then(|l| l.keys.quant())
     }
 
     /// Drops the oldest tokens after the first `keep` of layer `layer` until `len` more fit.
@@ -225,14 +230,9 @@ impl KvCache {
             return Ok(());
         }
         let drop = over.max((self.capacity - keep) / 4).min(l.offset - keep);
-        let (h, d) = (l.keys.dim(1)?, l.keys.dim(3)?);
-        let kept = [1, h, l.offset, d];
-        let shift = |a: &Array| -> Result<Array> {
-            let tail = a.slice(&[0, 0, keep + drop, 0], &kept)?;
-            Ok(a.slice_update(&tail, &[0, 0, keep, 0], &[1, h, l.offset - drop, d])?)
-        };
-        l.keys = shift(&l.keys)?;
-        l.values = shift(&l.values)?;
+        let moved = l.offset - keep - drop;
+        l.keys.move_slots(keep + drop, keep, moved)?;
+        l.values.move_slots(keep + drop, keep, moved)?;
         l.offset -= drop;
         l.dropped += drop;
         Ok(())
@@ -263,33 +263,31 @@ impl KvCache {
             );
         }
         for (dst, from) in self.layers.iter_mut().zip(&src.layers) {
-            let upto = [1, from.keys.dim(1)?, len, from.keys.dim(3)?];
-            if len > 0 {
-                dst.keys = dst
-                    .keys
-                    .slice_update(&from.keys.slice(&[0; 4], &upto)?, &[0; 4], &upto)?;
-                dst.values = dst
-                    .values
-                    .slice_update(&from.values.slice(&[0; 4], &upto)?, &[0; 4], &upto)?;
-            }
+            dst.keys.copy_from(&from.keys, len)?;
+            dst.values.copy_from(&from.values, len)?;
             dst.offset = len;
         }
         Ok(())
     }
 
-    /// Each layer's keys and values up to its offset.
+    /// Each layer's keys and values up to its offset (dequantized from a quantized cache).
     pub fn held(&self) -> Result<Vec<(Array, Array)>> {
         self.layers
             .iter()
-            .map(|l| {
-                let upto = [self.batch, l.keys.dim(1)?, l.offset, l.keys.dim(3)?];
-                Ok((l.keys.slice(&[0; 4], &upto)?, l.values.slice(&[0; 4], &upto)?))
-            })
+            .map(|l| Ok((l.keys.read(l.offset)?, l.values.read(l.offset)?)))
             .collect()
     }
 
     /// Every cache array, for evaluating them together.
     pub fn arrays(&self) -> Vec<&Array> {
-        self.layers.iter().flat_map(|l| [&l.keys, &l.values]).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| l.keys.arrays().into_iter().chain(l.values.arrays()))
+            .collect()
+    }
+
+    /// Bytes the cache's buffers take (its whole capacity).
+    pub fn nbytes(&self) -> usize {
+        self.arrays().iter().map(|a| a.nbytes()).sum()
     }
 }

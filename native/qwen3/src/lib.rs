@@ -8,6 +8,7 @@ pub mod config;
 pub mod constraint;
 mod error;
 mod experts;
+pub mod kv_buffer;
 pub mod kv_cache;
 pub mod layer;
 pub mod linear;

@@ -4,6 +4,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, GenerationConfig};
 use crate::error::{bail, Result};
+use crate::kv_buffer::KvQuant;
 use crate::kv_cache::KvCache;
 use crate::layer::{check_vector, load_vector, Dims, Layer, LayerSpec};
 use crate::linear::{Matrix, MatrixSpec, Residency, Storage};
@@ -158,6 +159,11 @@ impl Model {
     }
 
     pub fn new_cache(&self, batch: i32, capacity: i32) -> Result<KvCache> {
+        self.new_cache_quantized(batch, capacity, None)
+    }
+
+    /// A cache whose keys and values are stored quantized as `quant` says (None: as computed).
+    pub fn new_cache_quantized(&self, batch: i32, capacity: i32, quant: Option<KvQuant>) -> Result<KvCache> {
         let c = &self.config;
         let mut cache = KvCache::new(
             self.layers.len(),
@@ -166,6 +172,7 @@ impl Model {
             capacity,
             c.head_dim,
             self.dtype,
+            quant,
         )?;
         cache.set_model_identity(self.identity()?.to_string());
         Ok(cache)

@@ -130,3 +130,58 @@ fn every_variant_matches_mlx_lm() {
         failed.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// A cache storing keys and values quantized (8 and 4 bits, groups of 64) against mlx-lm's
+/// QuantizedKVCache on the same checkpoint in float32: mlx-lm multiplies by the packed
+/// values (`quantized_matmul`), this project dequantizes them for its attention; the same
+/// quantized numbers either way, summed in another order. Bound: 1e-4, as float32 above.
+#[test]
+fn quantized_kv_cache_matches_mlx_lm() {
+    let dir = fixtures().join("dense-f32-tied");
+    let prompts: Vec<Vec<u32>> = std::fs::read_to_string(dir.join("golden/prompts.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
+        .collect();
+    for bits in [8, 4] {
+        let want_greedy: Vec<u32> = std::fs::read_to_string(dir.join(format!("golden/greedy-kv{bits}.txt")))
+            .unwrap()
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let want: Vec<f32> = std::fs::read(dir.join(format!("golden/logits-kv{bits}.f32")))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let (p, steps) = (prompts.clone(), want_greedy.len());
+        let (got, greedy_tokens, quantized_bytes, plain_bytes) = on_device(move || {
+            let model = load("dense-f32-tied", Some(Dtype::Float32))?;
+            let quant = Some(qwen3::kv_buffer::KvQuant { bits, group_size: 64 });
+            let mut all = vec![];
+            for prompt in &p {
+                let mut cache = model.new_cache_quantized(1, 64, quant)?;
+                all.extend(f32s(&model.forward(&ids(prompt)?, &mut cache, true)?)?);
+            }
+            let mut cache = model.new_cache_quantized(1, 64, quant)?;
+            let mut logits = model.forward(&ids(&p[0])?, &mut cache, true)?;
+            let mut tokens = vec![];
+            for _ in 0..steps {
+                tokens.push(qwen3::sampler::greedy(&logits)?.to_vec::<u32>()?[0]);
+                logits = model.forward(&ids(&tokens[tokens.len() - 1..])?, &mut cache, true)?;
+            }
+            let plain = model.new_cache(1, 64)?.nbytes();
+            Ok((all, tokens, cache.nbytes(), plain))
+        });
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{bits}-bit KV: max |Δlogit| {diff}");
+        assert_eq!(greedy_tokens, want_greedy, "{bits}-bit KV: greedy tokens");
+        // f32 values: 32 bits; packed: `bits` plus a f32 scale and bias per 64 values.
+        let ratio = quantized_bytes as f64 / plain_bytes as f64;
+        let expected = (bits as f64 + 64.0 / 64.0) / 32.0;
+        assert!(
+            (ratio - expected).abs() < 1e-6,
+            "{bits}-bit KV takes {ratio} of f32's bytes"
+        );
+    }
+}

@@ -166,11 +166,18 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
 }
 
 #[rustler::nif]
-fn model_new_cache(env: Env, model: ResourceArc<ModelRef>, batch: i32, max_len: i32) -> Term {
+fn model_new_cache(
+    env: Env,
+    model: ResourceArc<ModelRef>,
+    batch: i32,
+    max_len: i32,
+    quant: Option<(i32, i32)>,
+) -> Term {
     let m = model.clone();
     let worker = model.worker().clone();
+    let quant = quant.map(|(bits, group_size)| qwen3::kv_buffer::KvQuant { bits, group_size });
     dispatch(env, model.worker(), move || {
-        let cache = m.model.get()?.new_cache(batch, max_len)?;
+        let cache = m.model.get()?.new_cache_quantized(batch, max_len, quant)?;
         Ok(ResourceArc::new(CacheRef {
             cache: Pinned::new(RefCell::new(Some(cache)), &worker)?,
         }))

@@ -1,0 +1,152 @@
+//! One layer's keys or values, `[B, N_kv, T_max, D]` by slot: as computed (float), or
+//! quantized along D as mlx-lm's QuantizedKVCache keeps them (affine: packed uint32, a scale
+//! and a bias per group), which takes 8/16 (8-bit) or 5/16 (4-bit, groups of 64) of bf16's
+//! bytes. Attention reads a quantized buffer dequantized, one layer at a time.
+
+use crate::error::{bail, Result};
+use mlx::fast::{dequantize, quantize};
+use mlx::{Array, Dtype};
+
+/// How a KV cache quantizes: `bits` (4 or 8) per value, groups of `group_size` along D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuant {
+    pub bits: i32,
+    pub group_size: i32,
+}
+
+pub enum KvBuffer {
+    Plain(Array),
+    Packed {
+        data: Array,
+        scales: Array,
+        biases: Array,
+        quant: KvQuant,
+    },
+}
+
+impl KvBuffer {
+    pub fn new(shape: [i32; 4], dtype: Dtype, quant: Option<KvQuant>) -> Result<KvBuffer> {
+        let Some(q) = quant else {
+            return Ok(KvBuffer::Plain(Array::zeros(&shape, dtype)?));
+        };
+        let [b, h, t, d] = shape;
+        if ![4, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) || d % q.group_size != 0 {
+            bail!(
+                InvalidArgument,
+                "a quantized KV cache takes 4 or 8 bits in groups of 32, 64 or 128 that divide head_dim {d}, not {} bits in groups of {}",
+                q.bits,
+                q.group_size
+            );
+        }
+        Ok(KvBuffer::Packed {
+            data: Array::zeros(&[b, h, t, d * q.bits / 32], Dtype::Uint32)?,
+            scales: Array::zeros(&[b, h, t, d / q.group_size], dtype)?,
+            biases: Array::zeros(&[b, h, t, d / q.group_size], dtype)?,
+            quant: q,
+        })
+    }
+
+    pub fn quant(&self) -> Option<KvQuant> {
+        match self {
+            KvBuffer::Plain(_) => None,
+            KvBuffer::Packed { quant, .. } => Some(*quant),
+        }
+    }
+
+    /// Every array the buffer holds.
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            KvBuffer::Plain(a) => vec![a],
+            KvBuffer::Packed {
+                data, scales, biases, ..
+            } => vec![data, scales, biases],
+        }
+    }
+
+    fn arrays_mut(&mut self) -> Vec<&mut Array> {
+        match self {
+            KvBuffer::Plain(a) => vec![a],
+            KvBuffer::Packed {
+                data, scales, biases, ..
+            } => vec![data, scales, biases],
+        }
+    }
+
+    /// Writes `x` (`[B, H, L, D]`, float) at slots `at..at + L`.
+    pub fn write(&mut self, x: &Array, at: i32) -> Result<()> {
+        let parts = match self.quant() {
+            None => vec![x.clone()],
+            Some(q) => quantize(x, q.group_size, q.bits)?,
+        };
+        for (buffer, part) in self.arrays_mut().into_iter().zip(&parts) {
+            *buffer = put(buffer, part, at)?;
+        }
+        Ok(())
+    }
+
+    /// Slots `..upto` as float `[B, H, upto, D]` (dequantized from a packed buffer).
+    pub fn read(&self, upto: i32) -> Result<Array> {
+        match self {
+            KvBuffer::Plain(a) => slots(a, 0, upto),
+            KvBuffer::Packed {
+                data,
+                scales,
+                biases,
+                quant,
+            } => Ok(dequantize(
+                &slots(data, 0, upto)?,
+                &slots(scales, 0, upto)?,
+                &slots(biases, 0, upto)?,
+                quant.group_size,
+                quant.bits,
+                scales.dtype(),
+            )?),
+        }
+    }
+
+    /// Moves slots `from..from + len` to `to..` (a window dropping its oldest tokens).
+    pub fn move_slots(&mut self, from: i32, to: i32, len: i32) -> Result<()> {
+        for buffer in self.arrays_mut() {
+            *buffer = put(buffer, &slots(buffer, from, from + len)?, to)?;
+        }
+        Ok(())
+    }
+
+    /// Copies `src`'s slots `..len` into this buffer's (same layout).
+    pub fn copy_from(&mut self, src: &KvBuffer, len: i32) -> Result<()> {
+        if self.quant() != src.quant() {
+            bail!(
+                IncompatibleCache,
+                "the caches store their keys and values differently"
+            );
+        }
+        for (buffer, from) in self.arrays_mut().into_iter().zip(src.arrays()) {
+            *buffer = put(buffer, &slots(from, 0, len)?, 0)?;
+        }
+        Ok(())
+    }
+
+    /// `(N_kv, D)`.
+    pub fn heads_and_dim(&self) -> Result<(i32, i32)> {
+        Ok(match self {
+            KvBuffer::Plain(a) => (a.dim(1)?, a.dim(3)?),
+            KvBuffer::Packed { scales, quant, .. } => (scales.dim(1)?, scales.dim(3)? * quant.group_size),
+        })
+    }
+}
+
+/// Slots `from..to` of a `[B, H, T, ·]` array.
+fn slots(a: &Array, from: i32, to: i32) -> Result<Array> {
+    Ok(a.slice(&[0, 0, from, 0], &[a.dim(0)?, a.dim(1)?, to, a.dim(3)?])?)
+}
+
+/// `a` with `update` written at slot `at`; the buffer is donated to MLX, which then writes
+/// in place.
+fn put(a: &Array, update: &Array, at: i32) -> Result<Array> {
+    let len = update.dim(2)?;
+    if len == 0 {
+        return Ok(a.clone());
+    }
+    let stop = [a.dim(0)?, a.dim(1)?, at + len, a.dim(3)?];
+    Ok(a.slice_update(update, &[0, 0, at, 0], &stop)?)
+}
