@@ -70,6 +70,7 @@ bench-serving: setup build
 	mix run bench/serving.exs $(if $(CKPT),$(CKPT),--write-readme)
 	export $(FIXTURES); mix run bench/http.exs $(if $(CKPT),,--write-readme)
 	mix run bench/prefix_cache.exs --write-readme
+	mix run bench/kv_cache.exs --write-readme
 
 # Qwen3-MoE (a Qwen3-30B-A3B-shaped 4-bit checkpoint with 4 layers; building it once takes
 # ≈ 16 GB of memory) against mlx-lm, and text-embedding throughput.

@@ -153,7 +153,11 @@ defmodule Qwen3.KVCache do
          message: "cannot copy #{inspect(len)} tokens of a cache whose tokens are unknown or fewer"
        }}
 
-  @doc "Bytes the cache's keys and values take (all layers, its whole capacity)."
+  @doc "Bytes the cache's buffers take (all layers, its whole capacity; quantized or not)."
+  @spec nbytes(t) :: {:ok, non_neg_integer} | {:error, Error.t()}
+  def nbytes(%__MODULE__{ref: ref}), do: ref |> Native.cache_nbytes() |> Native.await()
+
+  @doc "Bytes a cache as computed (not quantized) of this shape takes for `model`."
   @spec bytes(t, Qwen3.Model.t()) :: non_neg_integer
   def bytes(%__MODULE__{max_len: max_len, batch_size: b}, %Qwen3.Model{info: i}) do
     elem = if i.dtype == :f32, do: 4, else: 2

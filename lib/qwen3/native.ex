@@ -77,6 +77,7 @@ defmodule Qwen3.Native do
   def cache_release(_cache), do: nif_error()
   def cache_save(_cache, _tokens, _path), do: nif_error()
   def cache_set_window(_cache, _keep), do: nif_error()
+  def cache_nbytes(_cache), do: nif_error()
   def cache_copy_prefix(_dst, _src, _len), do: nif_error()
   def model_load_cache(_model, _path, _max_len), do: nif_error()
 

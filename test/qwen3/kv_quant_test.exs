@@ -26,6 +26,11 @@ defmodule Qwen3.KVQuantTest do
       assert r.tokens == want, "#{bits}-bit KV, #{loop} loop"
     end
 
+    # (bits + 1) / 32 of float32's bytes: a float32 scale and bias per 64 values.
+    {:ok, plain} = model |> Model.init_kv_cache!(max_len: 64) |> Qwen3.KVCache.nbytes()
+    {:ok, q8} = model |> Model.init_kv_cache!(max_len: 64, kv_bits: 8) |> Qwen3.KVCache.nbytes()
+    assert q8 * 32 == plain * 9
+
     # The quantized cache is not a no-op: 8-bit KV already changes this random model's tokens.
     refute golden(8) == Fixtures.greedy("dense-f32-tied", "float32")
   end

@@ -349,6 +349,15 @@ fn cache_set_left_padding(env: Env, cache: ResourceArc<CacheRef>, padding: Vec<i
     })
 }
 
+/// Bytes the cache's buffers take, quantized or not (their whole capacity).
+#[rustler::nif]
+fn cache_nbytes(env: Env, cache: ResourceArc<CacheRef>) -> Term {
+    let c = cache.clone();
+    dispatch(env, cache.cache.worker(), move || {
+        Ok(cache_of(&c)?.nbytes() as i64)
+    })
+}
+
 #[rustler::nif]
 fn cache_set_window(env: Env, cache: ResourceArc<CacheRef>, keep: i32) -> Term {
     let c = cache.clone();
