@@ -33,7 +33,6 @@ median = &Bench.median/1
 p95 = fn xs -> xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, trunc(0.95 * length(xs)))) end
 # The same fixed, non-repeating ids as bench/mlx_lm_side.py.
 prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
-ms = fn native -> System.convert_time_unit(native, :native, :microsecond) / 1000 end
 
 # Our prefill: time to the first token, median of `runs`.
 prefill = fn model, n, loop ->
@@ -53,21 +52,7 @@ end
 
 # Our decode: the gap between consecutive tokens, read as the caller sees them.
 decode_gaps = fn model, loop ->
-  {:ok, gen} =
-    Generate.start(prompt.(16, model.info.vocab_size), model, max_new_tokens: decode_tokens + 1, loop: loop)
-
-  Stream.unfold(gen, fn gen ->
-    case Generate.next(gen) do
-      {:token, _, _, gen} ->
-        {System.monotonic_time(), gen}
-
-      {:done, done} ->
-        :ok = Qwen3.KVCache.release(done.cache)
-        nil
-    end
-  end)
-  |> Enum.chunk_every(2, 1, :discard)
-  |> Enum.map(fn [a, b] -> ms.(b - a) end)
+  Bench.decode_gaps(model, prompt.(16, model.info.vocab_size), max_new_tokens: decode_tokens + 1, loop: loop)
 end
 
 # The mlx-lm side loads the same OpenBLAS: it gets the kernels ours got (Qwen3.Blas).

@@ -5,7 +5,6 @@
 # cache's buffers, per token.
 #   mix run bench/kv_cache.exs [--write-readme]
 Code.require_file("support.exs", __DIR__)
-alias Qwen3.Generate
 
 {opts, _} = OptionParser.parse!(System.argv(), strict: [write_readme: :boolean])
 [dir] = Bench.checkpoints(["0.6b-bf16"])
@@ -20,21 +19,7 @@ per_token = fn kv_bits ->
 end
 
 decode = fn kv_bits ->
-  {:ok, gen} = Generate.start(prompt, model, max_new_tokens: 65, max_len: 1100, kv_bits: kv_bits)
-
-  stamps =
-    Stream.unfold(gen, fn gen ->
-      case Generate.next(gen) do
-        {:token, _, _, gen} -> {System.monotonic_time(), gen}
-        {:done, done} -> with :ok <- Qwen3.KVCache.release(done.cache), do: nil
-      end
-    end)
-    |> Enum.to_list()
-
-  stamps
-  |> Enum.chunk_every(2, 1, :discard)
-  |> Enum.map(fn [a, b] -> System.convert_time_unit(b - a, :native, :microsecond) / 1000 end)
-  |> Bench.median()
+  Bench.median(Bench.decode_gaps(model, prompt, max_new_tokens: 65, max_len: 1100, kv_bits: kv_bits))
 end
 
 rows =

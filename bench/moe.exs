@@ -13,7 +13,6 @@ python = System.fetch_env!("QWEN3_ORACLE_PYTHON")
 [dir] = if dirs == [], do: Bench.checkpoints(["30b-a3b-4l-4bit"]), else: dirs
 {prompt_len, decode_tokens, runs} = {128, 64, 3}
 prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
-ms = fn native -> System.convert_time_unit(native, :native, :microsecond) / 1000 end
 blas_env = [{"OPENBLAS_CORETYPE", Qwen3.Blas.openblas_coretype()}]
 
 ours = fn loop, model ->
@@ -26,19 +25,9 @@ ours = fn loop, model ->
       r.timing.prefill_ms
     end
 
-  {:ok, gen} =
-    Generate.start(prompt.(16, model.info.vocab_size), model, max_new_tokens: decode_tokens + 1, loop: loop)
+  gaps =
+    Bench.decode_gaps(model, prompt.(16, model.info.vocab_size), max_new_tokens: decode_tokens + 1, loop: loop)
 
-  stamps =
-    Stream.unfold(gen, fn gen ->
-      case Generate.next(gen) do
-        {:token, _, _, gen} -> {System.monotonic_time(), gen}
-        {:done, done} -> with :ok <- Qwen3.KVCache.release(done.cache), do: nil
-      end
-    end)
-    |> Enum.to_list()
-
-  gaps = stamps |> Enum.chunk_every(2, 1, :discard) |> Enum.map(fn [a, b] -> ms.(b - a) end)
   # The first prefill compiles nothing here but warms the caches: it is left out.
   %{prefill_ms: Bench.median(tl(prefill)), decode_ms: Bench.median(gaps)}
 end

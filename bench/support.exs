@@ -88,4 +88,18 @@ defmodule Bench do
   end
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
+
+  @doc "Milliseconds between the consecutive tokens of one generation, as the caller reads them."
+  def decode_gaps(model, ids, opts) do
+    {:ok, gen} = Qwen3.Generate.start(ids, model, opts)
+
+    Stream.unfold(gen, fn gen ->
+      case Qwen3.Generate.next(gen) do
+        {:token, _, _, gen} -> {System.monotonic_time(), gen}
+        {:done, done} -> with :ok <- Qwen3.KVCache.release(done.cache), do: nil
+      end
+    end)
+    |> Enum.chunk_every(2, 1, :discard)
+    |> Enum.map(fn [a, b] -> System.convert_time_unit(b - a, :native, :microsecond) / 1000 end)
+  end
 end

@@ -7,31 +7,12 @@
 //! Float32 weights and 3/5/6 bits go to MLX's `gather_mm` / `gather_qmm`, which must agree too.
 
 use mlx::fast::{dequantize, expert_linear, expert_quantized_linear, quantize, use_packed_isa};
-use mlx::{Array, Device, Dtype, Result, Worker};
+mod common;
+use common::{assert_close, isas, on_cpu, values};
+use mlx::{Array, Dtype, Result};
 
 const EXPERTS: i32 = 6;
 const TOP_K: i32 = 2;
-
-fn values(shape: &[i32], seed: f32) -> Result<Array> {
-    let n: i32 = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| 2.0 * ((i as f32) * 0.731 + seed).sin()).collect();
-    Array::from_slice(&data, shape)
-}
-
-fn on_cpu<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> T {
-    Worker::for_device(Device::Cpu).unwrap().run(f).unwrap()
-}
-
-fn isas() -> Vec<&'static str> {
-    on_cpu(|| {
-        let found = ["avx512", "avx2", "portable"]
-            .into_iter()
-            .filter(|isa| use_packed_isa(isa))
-            .collect();
-        use_packed_isa("");
-        Ok(found)
-    })
-}
 
 /// Picks for `rows` rows: two distinct experts each, never expert 5.
 fn picks(rows: i32) -> Result<Array> {
@@ -58,17 +39,6 @@ fn reference(x: &Array, dense: &Array, picked: &Array) -> Result<Array> {
         .broadcast_to(&[rows, TOP_K, k])?
         .reshape(&[rows * TOP_K, 1, k])?;
     x.matmul(&w.transpose(&[0, 2, 1])?)?.reshape(&[rows, TOP_K, n])
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f32::max);
-    assert!(worst <= 1e-5 * scale, "{what}: max |Δ| {worst} > 1e-5 · {scale}");
 }
 
 /// (ours, reference, our node's name) for affine weights.

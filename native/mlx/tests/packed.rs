@@ -8,30 +8,9 @@
 //! `quantized_matmul`, which must agree too.
 
 use mlx::fast::{dequantize, packed_isa, packed_supported, quantize, quantized_linear, use_packed_isa};
-use mlx::{Array, Device, Dtype, Result, Worker};
-
-/// Deterministic values in (-2, 2), in a `shape` array.
-fn values(shape: &[i32], seed: f32) -> Result<Array> {
-    let n: i32 = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| 2.0 * ((i as f32) * 0.731 + seed).sin()).collect();
-    Array::from_slice(&data, shape)
-}
-
-fn on_cpu<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> T {
-    Worker::for_device(Device::Cpu).unwrap().run(f).unwrap()
-}
-
-/// The builds this CPU runs: the portable one always, AVX2 and AVX-512 where present.
-fn isas() -> Vec<&'static str> {
-    on_cpu(|| {
-        let found = ["avx512", "avx2", "portable"]
-            .into_iter()
-            .filter(|isa| use_packed_isa(isa))
-            .collect();
-        use_packed_isa("");
-        Ok(found)
-    })
-}
+mod common;
+use common::{assert_close, isas, on_cpu, values};
+use mlx::Dtype;
 
 struct Case {
     rows: i32,
@@ -68,17 +47,6 @@ fn affine(isa: &'static str, c: Case) -> (Vec<f32>, Vec<f32>, String) {
         use_packed_isa("");
         Ok(out)
     })
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f32::max);
-    assert!(worst <= 1e-5 * scale, "{what}: max |Δ| {worst} > 1e-5 · {scale}");
 }
 
 #[test]

@@ -292,3 +292,30 @@ fn qwen3_moe_settings_that_cannot_hold_are_refused() {
         "needs model_type qwen3_moe",
     );
 }
+
+/// Qwen/Qwen3-8B's and Qwen/Qwen3-4B-Instruct-2507's config.json: as Qwen3-4B's but for
+/// their own values (8B: wider, untied; 2507: 256K positions, rope_theta 5e6).
+#[test]
+fn the_8b_and_2507_configs_load() {
+    let qwen3_8b = with(
+        qwen3_4b(),
+        json!({"hidden_size": 4096, "intermediate_size": 12288, "tie_word_embeddings": false}),
+    );
+    let c = load(&qwen3_8b).unwrap();
+    assert_eq!(
+        (c.hidden_size, c.intermediate_size, c.num_hidden_layers),
+        (4096, 12288, 36)
+    );
+    assert!(!c.tie_word_embeddings && c.moe().is_none());
+
+    let instruct_2507 = with(
+        qwen3_4b(),
+        json!({"max_position_embeddings": 262144, "rope_theta": 5000000}),
+    );
+    let c = load(&instruct_2507).unwrap();
+    assert_eq!((c.max_position_embeddings, c.rope_theta()), (262144, 5_000_000.0));
+    assert!(
+        c.yarn().unwrap().is_none(),
+        "rope_scaling null: plain RoPE at 256K"
+    );
+}

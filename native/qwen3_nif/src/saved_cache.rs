@@ -48,6 +48,11 @@ fn cache_copy_prefix(env: Env, dst: ResourceArc<CacheRef>, src: ResourceArc<Cach
             return Err(crate::error::NifError::invalid("a cache cannot copy from itself"));
         }
         let from = cache_of(&s)?;
-        Ok(cache_of(&d)?.copy_prefix(&from, len)?)
+        let mut to = cache_of(&d)?;
+        to.copy_prefix(&from, len)?;
+        // Copied now: a lazy copy would keep `src`'s buffers alive (and copied, not updated
+        // in place, at each later write to `src`) until something reads `dst`.
+        mlx::eval(&to.arrays())?;
+        Ok(())
     })
 }
