@@ -10,7 +10,9 @@ defmodule Qwen3.Error do
     * `:device_unavailable` — the device is not in this MLX build
     * `:io`, `:not_found`, `:invalid_file`, `:invalid_config`, `:missing_tensor` — loading problems
     * `:empty_prompt` — nothing to generate from
+    * `:out_of_memory` — a checkpoint's weights would not fit the memory available
     * `:cache_overflow` — the prompt (or conversation) does not fit the KV cache
+    * `:incompatible_cache` — a saved or shared KV cache belongs to another model
     * `:timeout` — a generation passed its `:timeout`
     * `:overloaded` — every `Qwen3.Serving` of that name is full (running and queued)
     * `:node_down`, `:serving_down` — the serving of a request went away mid-request
