@@ -42,6 +42,7 @@ fn main() {
         .file("cpp/thread_pool.cc")
         .file("cpp/packed_linear.cc")
         .file("cpp/expert_linear.cc")
+        .file("cpp/kv_dequantize.cc")
         .include(&include)
         .include(&out_dir)
         .std("c++20")
@@ -86,6 +87,8 @@ fn main() {
         "cpp/packed_linear.h",
         "cpp/expert_linear.cc",
         "cpp/expert_linear.h",
+        "cpp/kv_dequantize.cc",
+        "cpp/kv_dequantize.h",
         "cpp/packed_kernels.h",
         "cpp/packed_kernels.inc",
         "cpp/packed_kernels_avx512.cc",

@@ -6,6 +6,7 @@
 
 #include "mlx/cpp/expert_linear.h"
 #include "mlx/cpp/fused_cpu.h"
+#include "mlx/cpp/kv_dequantize.h"
 #include "mlx/cpp/packed_linear.h"
 #include "ops_generated.h"
 #include "mlx/primitives.h"
@@ -264,6 +265,11 @@ UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, con
 UArray dequantize(const Array& w, const Array& scales, const Array& biases, int32_t group_size, int32_t bits,
                   uint8_t code) {
   return own(mx::dequantize(w, scales, biases, group_size, bits, "affine", std::nullopt, to_dtype(code), dev()));
+}
+
+UArray dequantize_kv(const Array& w, const Array& scales, const Array& biases, int32_t group_size, int32_t bits) {
+  if (auto fused = kv_dequantize(w, scales, biases, group_size, bits)) return own(std::move(*fused));
+  return own(mx::dequantize(w, scales, biases, group_size, bits, "affine", std::nullopt, scales.dtype(), dev()));
 }
 
 std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits) {

@@ -102,6 +102,9 @@ UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, con
 UArray dequantize(const Array& w, const Array& scales, const Array& biases, int32_t group_size,
                   int32_t bits, uint8_t dtype);
 std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t bits);
+// A quantized KV cache's slots `[B, H, T, ·]` in the scales' dtype (cpp/kv_dequantize.cc on
+// the CPU in float32, else MLX's dequantize).
+UArray dequantize_kv(const Array& w, const Array& scales, const Array& biases, int32_t group_size, int32_t bits);
 // `x · Wᵀ` with W affine-quantized and kept packed: float32 x on the CPU runs this
 // project's kernels (cpp/packed_linear.cc), anything else MLX's quantized_matmul.
 UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,

@@ -202,6 +202,19 @@ pub fn packed_isa() -> String {
     bridge::packed_isa_in_use()
 }
 
+/// A quantized KV cache's slots (`[B, H, T, D·bits/32]` packed, scales and biases
+/// `[B, H, T, D/group_size]`) as `[B, H, T, D]` in the scales' dtype: on the CPU in float32
+/// one node of this project's (row by row, across the cores), elsewhere MLX's `dequantize`.
+pub fn dequantize_kv(w: &Array, scales: &Array, biases: &Array, group_size: i32, bits: i32) -> Result<Array> {
+    wrap(bridge::dequantize_kv(
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        group_size,
+        bits,
+    ))
+}
+
 /// Returns `[weight, scales, biases]` as mlx-lm stores them.
 pub fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<Vec<Array>> {
     unpack(bridge::quantize(&w.raw, group_size, bits))

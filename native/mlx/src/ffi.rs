@@ -116,6 +116,13 @@ pub(crate) mod bridge {
             dtype: u8,
         ) -> Result<UniquePtr<Array>>;
         fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<UniquePtr<ArrayVec>>;
+        fn dequantize_kv(
+            w: &Array,
+            scales: &Array,
+            biases: &Array,
+            group_size: i32,
+            bits: i32,
+        ) -> Result<UniquePtr<Array>>;
         fn quantized_linear(
             x: &Array,
             w: &Array,

@@ -196,3 +196,20 @@ fn top_p_breaks_ties_by_id_and_survives_nan_and_infinite_rows() {
     assert_eq!(&got.1[4..8], &[inf, inf, 3.0, inf]);
     assert!(got.0[8..].iter().chain(&got.1[8..]).all(|&v| v == inf));
 }
+
+#[test]
+fn kv_dequantize_equals_mlx_on_cache_slices() {
+    for bits in [8, 4] {
+        for group in [32, 64, 128] {
+            // A [1, 3, 10, 128] cache of which 7 slots are read: rows strided by the capacity.
+            let (ours, reference, name) = both(move || {
+                let cache = values(&[1, 3, 10, 128], 0.3)?;
+                let q = mlx::fast::quantize(&cache, group, bits)?;
+                let slice = |a: &Array| a.slice(&[0, 0, 0, 0], &[1, 3, 7, a.dim(3)?]);
+                mlx::fast::dequantize_kv(&slice(&q[0])?, &slice(&q[1])?, &slice(&q[2])?, group, bits)
+            });
+            assert_eq!(name, "KvDequantize");
+            assert_close(&format!("{bits}-bit g{group}"), &ours, &reference, 1e-6);
+        }
+    }
+}

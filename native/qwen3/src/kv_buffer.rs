@@ -4,7 +4,7 @@
 //! bytes. Attention reads a quantized buffer dequantized, one layer at a time.
 
 use crate::error::{bail, Result};
-use mlx::fast::{dequantize, quantize};
+use mlx::fast::{dequantize_kv, quantize};
 use mlx::{Array, Dtype};
 
 /// How a KV cache quantizes: `bits` (4 or 8) per value, groups of `group_size` along D.
@@ -93,13 +93,12 @@ impl KvBuffer {
                 scales,
                 biases,
                 quant,
-            } => Ok(dequantize(
+            } => Ok(dequantize_kv(
                 &slots(data, 0, upto)?,
                 &slots(scales, 0, upto)?,
                 &slots(biases, 0, upto)?,
                 quant.group_size,
                 quant.bits,
-                scales.dtype(),
             )?),
         }
     }
