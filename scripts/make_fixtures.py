@@ -252,8 +252,8 @@ def kv_quant_golden(path):
         for _ in range(GREEDY_STEPS):
             tokens.append(int(mx.argmax(y, axis=-1).item()))
             y = model(mx.array([[tokens[-1]]]), cache=cache)[:, -1]
-        np.stack([np.array(l) for l in logits]).astype("<f4").tofile(gdir / f"logits-kv{bits}.f32")
-        (gdir / f"greedy-kv{bits}.txt").write_text(" ".join(map(str, tokens)) + "\n")
+        np.stack([np.array(l) for l in logits]).astype("<f4").tofile(gdir / f"kv{bits}-logits.f32")
+        (gdir / f"kv{bits}-greedy.txt").write_text(" ".join(map(str, tokens)) + "\n")
         meta[bits] = tokens
     return meta
 

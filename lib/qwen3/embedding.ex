@@ -44,7 +44,7 @@ defmodule Qwen3.Embedding do
       |> Enum.chunk_every(opts[:batch_size])
       |> Enum.reduce_while({:ok, []}, fn batch, {:ok, done} ->
         case embed_batch(model, Enum.map(batch, &elem(&1, 0))) do
-          {:ok, vectors} -> {:cont, {:ok, done ++ Enum.zip(Enum.map(batch, &elem(&1, 1)), vectors)}}
+          {:ok, vectors} -> {:cont, {:ok, Enum.zip(Enum.map(batch, &elem(&1, 1)), vectors) ++ done}}
           error -> {:halt, error}
         end
       end)

@@ -11,7 +11,7 @@ defmodule Qwen3.KVQuantTest do
   end
 
   defp golden(bits) do
-    Path.join([Fixtures.path("dense-f32-tied"), "golden", "greedy-kv#{bits}.txt"])
+    Path.join([Fixtures.path("dense-f32-tied"), "golden", "kv#{bits}-greedy.txt"])
     |> File.read!()
     |> String.split()
     |> Enum.map(&String.to_integer/1)

@@ -144,12 +144,12 @@ fn quantized_kv_cache_matches_mlx_lm() {
         .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
         .collect();
     for bits in [8, 4] {
-        let want_greedy: Vec<u32> = std::fs::read_to_string(dir.join(format!("golden/greedy-kv{bits}.txt")))
+        let want_greedy: Vec<u32> = std::fs::read_to_string(dir.join(format!("golden/kv{bits}-greedy.txt")))
             .unwrap()
             .split_whitespace()
             .map(|t| t.parse().unwrap())
             .collect();
-        let want: Vec<f32> = std::fs::read(dir.join(format!("golden/logits-kv{bits}.f32")))
+        let want: Vec<f32> = std::fs::read(dir.join(format!("golden/kv{bits}-logits.f32")))
             .unwrap()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
