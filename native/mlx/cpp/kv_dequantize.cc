@@ -31,14 +31,23 @@ const T* row_of(const mx::array& a, int64_t r, std::vector<T>& gathered) {
   return gathered.data();
 }
 
+// Values are packed little-endian, the first in the lowest bits: byte by byte, one group
+// (one scale and bias) at a time, in loops the compiler turns into vector code.
 template <int Bits>
 void decode_row(const uint32_t* packed, const float* scales, const float* biases, int64_t d, int group, float* out) {
-  constexpr int per_word = 32 / Bits;
-  constexpr uint32_t mask = (1u << Bits) - 1;
-  for (int64_t i = 0; i < d; i += per_word) {
-    const uint32_t word = packed[i / per_word];
-    const float s = scales[i / group], b = biases[i / group];
-    for (int j = 0; j < per_word; ++j) out[i + j] = s * static_cast<float>((word >> (Bits * j)) & mask) + b;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(packed);
+  for (int64_t g = 0; g < d / group; ++g) {
+    const float s = scales[g], b = biases[g];
+    const uint8_t* in = bytes + g * group * Bits / 8;
+    float* o = out + g * group;
+    if constexpr (Bits == 8) {
+      for (int i = 0; i < group; ++i) o[i] = s * static_cast<float>(in[i]) + b;
+    } else {
+      for (int i = 0; i < group / 2; ++i) {
+        o[2 * i] = s * static_cast<float>(in[i] & 15) + b;
+        o[2 * i + 1] = s * static_cast<float>(in[i] >> 4) + b;
+      }
+    }
   }
 }
 
