@@ -16,7 +16,8 @@ for i in $(seq 1 "$runs"); do
   git clone -q "$src" "$dir/qwen3"
   start=$(date +%s)
   status=0
-  (cd "$dir/qwen3" && make test) >"$dir/log" 2>&1 || status=$?
+  # A build dir, MLX or fixtures named by the caller's shell would mix its builds into the run.
+  (cd "$dir/qwen3" && env -u CARGO_TARGET_DIR -u MLX_DIR -u QWEN3_FIXTURES make test) >"$dir/log" 2>&1 || status=$?
   secs=$(($(date +%s) - start))
   epmd=$(pgrep -x epmd || true)
   echo "run $i: make test exit $status in ${secs} s; $(grep -E '[0-9]+ tests?, [0-9]+ failures?' "$dir/log" | tail -n 1); epmd started by the run: pid ${epmd:-none}"
