@@ -53,7 +53,8 @@ defmodule Qwen3.HTTP do
       `frequency_penalty`, `repetition_penalty`, `seed`, `stop`, `stream` (server-sent events)
       with `stream_options.include_usage`, `logprobs` + `top_logprobs`, `tools` +
       `tool_choice` (`auto`, `none`), `response_format` (`json_object`, `json_schema`:
-      constrained decoding, `Qwen3.Constraint`), `chat_template_kwargs.enable_thinking`. The `<think>`
+      constrained decoding, `Qwen3.Constraint`), `chat_template_kwargs.enable_thinking`,
+      `thinking_budget` (this server's own field: at most N tokens of `<think>`). The `<think>`
       block comes back as `reasoning_content`, Qwen3's `<tool_call>`s as `tool_calls`
       (`finish_reason: "tool_calls"`). Sampling settings a request leaves unset take the
       checkpoint's `generation_config.json`.

@@ -8,7 +8,8 @@ defmodule Qwen3.HTTP.Params do
                repetition_penalty seed stop max_tokens stream stream_options n model user)
   @chat @sampling ++
           ~w(messages max_completion_tokens logprobs top_logprobs tools tool_choice
-             parallel_tool_calls chat_template_kwargs response_format metadata store)
+             parallel_tool_calls chat_template_kwargs response_format metadata store
+             thinking_budget)
   @completion @sampling ++ ~w(prompt logprobs echo suffix best_of)
 
   @doc "Chat completion: `{:ok, messages, opts, meta}` (`meta`: stream, usage, logprobs?)."
@@ -151,11 +152,12 @@ defmodule Qwen3.HTTP.Params do
          :ok <- check(body, "chat_template_kwargs", &is_map/1, "chat_template_kwargs must be an object"),
          :ok <- known_kwargs(kwargs),
          {:ok, format} <- response_format(body["response_format"]),
+         {:ok, budget} <- integer(body, "thinking_budget", :thinking_budget, 0, 1_000_000),
          {:ok, tools} <- tool_choice(body["tool_choice"], body["tools"]) do
       thinking =
         if is_boolean(kwargs["enable_thinking"]), do: [enable_thinking: kwargs["enable_thinking"]], else: []
 
-      {:ok, opts ++ thinking ++ format ++ if(tools, do: [tools: tools], else: [])}
+      {:ok, opts ++ thinking ++ budget ++ format ++ if(tools, do: [tools: tools], else: [])}
     end
   end
 
