@@ -12,7 +12,7 @@ model = Qwen3.load!(dir)
 vocab = model.info.vocab_size
 conversation = for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab)
 other = for i <- 0..(n - 1), do: rem(i * 104_729 + 3, vocab)
-per_token = Qwen3.KVCache.bytes(%Qwen3.KVCache{ref: nil, batch_size: 1, max_len: 1}, model)
+per_token = Qwen3.KVCache.bytes_per_token(model)
 
 # Milliseconds from submission to the first token, as the caller sees it, and the tokens.
 timed = fn name, prompt ->

@@ -157,11 +157,11 @@ defmodule Qwen3.KVCache do
   @spec nbytes(t) :: {:ok, non_neg_integer} | {:error, Error.t()}
   def nbytes(%__MODULE__{ref: ref}), do: ref |> Native.cache_nbytes() |> Native.await()
 
-  @doc "Bytes a cache as computed (not quantized) of this shape takes for `model`."
-  @spec bytes(t, Qwen3.Model.t()) :: non_neg_integer
-  def bytes(%__MODULE__{max_len: max_len, batch_size: b}, %Qwen3.Model{info: i}) do
+  @doc "Bytes a cache as computed (not quantized) takes per token and row for `model`: keys and values, all layers."
+  @spec bytes_per_token(Qwen3.Model.t()) :: pos_integer
+  def bytes_per_token(%Qwen3.Model{info: i}) do
     elem = if i.dtype == :f32, do: 4, else: 2
-    2 * i.num_hidden_layers * i.num_key_value_heads * i.head_dim * max_len * b * elem
+    2 * i.num_hidden_layers * i.num_key_value_heads * i.head_dim * elem
   end
 
   @doc "How many leading elements two lists share."

@@ -67,7 +67,7 @@ defmodule Qwen3.PrefixCache do
   @spec insert(t, Model.t(), KVCache.t()) :: t
   def insert(%__MODULE__{} = pc, %Model{} = model, %KVCache{tokens: tokens} = cache)
       when is_list(tokens) and length(tokens) >= @block do
-    snapshot_bytes = KVCache.bytes(%{cache | max_len: length(tokens)}, model)
+    snapshot_bytes = KVCache.bytes_per_token(model) * length(tokens)
 
     cond do
       snapshot_bytes > pc.budget -> pc

@@ -33,9 +33,5 @@ defmodule Qwen3.MemoryHelpers do
   end
 
   @doc "Bytes one KV cache of `max_len` positions holds for `model` (keys and values, all layers)."
-  def cache_bytes(model, max_len) do
-    i = model.info
-    elem_bytes = if model.info.dtype == :f32, do: 4, else: 2
-    2 * i.num_hidden_layers * i.num_key_value_heads * i.head_dim * max_len * elem_bytes
-  end
+  def cache_bytes(model, max_len), do: Qwen3.KVCache.bytes_per_token(model) * max_len
 end

@@ -124,14 +124,6 @@ impl KvBuffer {
         }
         Ok(())
     }
-
-    /// `(N_kv, D)`.
-    pub fn heads_and_dim(&self) -> Result<(i32, i32)> {
-        Ok(match self {
-            KvBuffer::Plain(a) => (a.dim(1)?, a.dim(3)?),
-            KvBuffer::Packed { scales, quant, .. } => (scales.dim(1)?, scales.dim(3)? * quant.group_size),
-        })
-    }
 }
 
 /// Slots `from..to` of a `[B, H, T, ·]` array.

@@ -121,10 +121,6 @@ impl KvCache {
         Ok(())
     }
 
-    pub fn window(&self) -> Option<i32> {
-        self.window
-    }
-
     pub fn left_padding(&self) -> Option<&[i32]> {
         self.left_padding.as_deref()
     }
@@ -215,11 +211,6 @@ impl KvCache {
         l.values.write(values, l.offset)?;
         l.offset += len;
         Ok((l.keys.read(l.offset)?, l.values.read(l.offset)?))
-    }
-
-    /// How keys and values are quantized, if they are.
-    pub fn quant(&self) -> Option<KvQuant> {
-        self.layers.first().and_then(|l| l.keys.quant())
     }
 
     /// Drops the oldest tokens after the first `keep` of layer `layer` until `len` more fit.

@@ -110,7 +110,7 @@ impl Sampler {
     pub fn sample(&mut self, logits: &Array) -> Result<Array> {
         let logits = last_logits(logits)?.astype(Dtype::Float32)?;
         let mut logits = self.constrain(logits)?;
-        if let Some(budget) = &self.thinking {
+        if let Some(budget) = &mut self.thinking {
             logits = budget.apply(&logits)?;
         }
         let tokens = match self.spec.placement {

@@ -11,6 +11,8 @@ pub struct ThinkingBudget {
     budget: i32,
     /// Per row, the tokens since an unclosed `<think>`, or -1 outside one: `[B]` int32.
     inside: Array,
+    /// `[1, V]`: true for every token but `</think>`; made at the first step (V is known then).
+    others: Option<Array>,
 }
 
 impl ThinkingBudget {
@@ -29,22 +31,31 @@ impl ThinkingBudget {
             close,
             budget: budget.min(i32::MAX as u32) as i32,
             inside: Array::from_slice(&counts, &[counts.len() as i32])?,
+            others: None,
         })
     }
 
     /// `logits` `[B, V]` with every token but `</think>` blocked in the rows whose budget is spent.
-    pub fn apply(&self, logits: &Array) -> Result<Array> {
+    pub fn apply(&mut self, logits: &Array) -> Result<Array> {
         let shape = logits.shape();
         let spent = self
             .inside
             .binary(Binary::GreaterEqual, &Array::scalar(self.budget)?)?
             .reshape(&[shape[0], 1])?;
-        let ids = Array::arange(0.0, shape[1] as f64, 1.0, Dtype::Int32)?.reshape(&[1, shape[1]])?;
-        let close = Array::scalar(self.close as i32)?;
-        let other = ids
-            .binary(Binary::Less, &close)?
-            .binary(Binary::LogicalOr, &ids.binary(Binary::Greater, &close)?)?;
-        let blocked = spent.binary(Binary::LogicalAnd, &other)?;
+        let others = match &self.others {
+            Some(o) if o.dim(1)? == shape[1] => o.clone(),
+            _ => {
+                let ids = Array::arange(0.0, shape[1] as f64, 1.0, Dtype::Int32)?.reshape(&[1, shape[1]])?;
+                let close = Array::scalar(self.close as i32)?;
+                let o = ids
+                    .binary(Binary::Less, &close)?
+                    .binary(Binary::LogicalOr, &ids.binary(Binary::Greater, &close)?)?;
+                o.eval()?;
+                self.others = Some(o.clone());
+                o
+            }
+        };
+        let blocked = spent.binary(Binary::LogicalAnd, &others)?;
         Ok(Array::select(
             &blocked,
             &Array::scalar(f32::NEG_INFINITY)?,
