@@ -3,7 +3,7 @@ defmodule Qwen3.CLI do
   # Options shared by `mix qwen3.generate` and `mix qwen3.chat`: which model, where, and
   # how to sample.
 
-  @load_switches [model: :string, device: :string, dtype: :string, weights: :string]
+  @load_switches [model: :string, device: :string, dtype: :string, weights: :string, activations: :string]
 
   def switches, do: @load_switches ++ Qwen3.Options.cli_switches()
 
@@ -12,6 +12,7 @@ defmodule Qwen3.CLI do
         --model DIR|ORG/NAME                   checkpoint directory or Hugging Face repo id (QWEN3_MODEL)
         --device cpu|gpu                       --dtype f32|bf16|f16
         --weights stored|widened               as the checkpoint stores them (default), or widened at load
+        --activations float32|int8             int8: 4/8-bit products through integer dot products (AVX-512 VNNI CPUs)
     #{Qwen3.Options.cli_usage()}
     """
   end
@@ -31,7 +32,8 @@ defmodule Qwen3.CLI do
     load_opts = [
       device: String.to_atom(opts[:device] || "cpu"),
       dtype: opts[:dtype] && String.to_atom(opts[:dtype]),
-      weights: opts[:weights] && String.to_atom(opts[:weights])
+      weights: opts[:weights] && String.to_atom(opts[:weights]),
+      activations: String.to_atom(opts[:activations] || "float32")
     ]
 
     case Qwen3.load(path, load_opts) do

@@ -91,6 +91,8 @@ fn main() {
         "cpp/kv_dequantize.h",
         "cpp/packed_kernels.h",
         "cpp/packed_kernels.inc",
+        "cpp/int8_kernels.h",
+        "cpp/int8_kernels.cc",
         "cpp/packed_kernels_avx512.cc",
         "cpp/packed_kernels_avx2.cc",
         "cpp/packed_kernels_portable.cc",
@@ -139,4 +141,21 @@ fn compile_packed_kernels() {
         }
         build.compile(&format!("qwen3_packed_{isa}"));
     }
+    // The int8 kernels: AVX-512 VNNI only (elsewhere the file builds its "never runs" half).
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++20")
+        .file("cpp/int8_kernels.cc")
+        .include("..")
+        // GCC 12's own AVX-512 reductions (_mm512_reduce_add_ps) trip both.
+        .flag_if_supported("-Wno-maybe-uninitialized")
+        .flag_if_supported("-Wno-uninitialized")
+        .opt_level(3);
+    if x86 {
+        for flag in ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c"] {
+            build.flag(flag);
+        }
+    }
+    build.compile("qwen3_int8");
 }

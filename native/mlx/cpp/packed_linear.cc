@@ -7,6 +7,7 @@
 
 #include "mlx/cpp/blas.h"
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/int8_kernels.h"
 #include "mlx/cpp/packed_kernels.h"
 #include "mlx/cpp/thread_pool.h"
 
@@ -25,7 +26,8 @@ constexpr int64_t kTileRows = 128;
 
 // Buffers reused between calls by the thread that runs the kernels (MLX's CPU stream).
 struct Scratch {
-  std::vector<float> x, group_sums, tile, gathered;
+  std::vector<float> x, group_sums, tile, gathered, lane_scales;
+  std::vector<int8_t> q;
 };
 thread_local Scratch scratch;
 
@@ -87,6 +89,27 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
   }
 }
 
+// Any number of rows through the int8 kernels: the rows quantized across the cores, then
+// the output features split across them.
+void int8_product(PackedProduct p, const float* x, int64_t rows) {
+  const int64_t k = p.k, groups = k / p.group, per_row = int8_lane_scales_per_row(p.bits, k);
+  scratch.q.resize(static_cast<size_t>(rows * k));
+  scratch.lane_scales.resize(static_cast<size_t>(rows * per_row));
+  scratch.group_sums.resize(static_cast<size_t>(rows * groups));
+  int8_t* q = scratch.q.data();
+  float *lanes = scratch.lane_scales.data(), *sums = scratch.group_sums.data();
+  auto prepare = [&](int64_t b, int64_t e) {
+    int8_prepare(x + b * k, static_cast<int>(e - b), k, p.bits, p.group, q + b * k, lanes + b * per_row,
+                 sums + b * groups);
+  };
+  parallel_for(rows, 16, prepare);
+  const Int8Rows xs{q, lanes, sums, static_cast<int>(rows)};
+  const int64_t row_bytes = k * p.bits / 8 + 4 * groups;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
+  auto piece = [&](int64_t begin, int64_t end) { int8_rows_times(p, xs, begin, end); };
+  parallel_for(p.n, grain, piece);
+}
+
 // x's rows, row-contiguous: as they are, or gathered (a view, a broadcast).
 const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
   if (x.flags().row_contiguous) return x.data<float>();
@@ -100,7 +123,7 @@ const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
   return scratch.gathered.data();
 }
 
-void run_product(const PackedIsa& isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
+void run_product(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
   const auto& x = in[0];
   const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
   const float* xs = input_rows(x, rows, k);
@@ -118,7 +141,11 @@ void run_product(const PackedIsa& isa, int bits, int group, const std::vector<mx
   } else {
     p.type = *stored_type(in[1].dtype());
   }
-  packed_rows_product(isa, p, xs, rows);
+  if (isa) {
+    packed_rows_product(*isa, p, xs, rows);
+  } else {
+    int8_product(p, xs, rows);
+  }
 }
 
 bool applies_to(const mx::array& x, int64_t k) {
@@ -161,7 +188,7 @@ mx::array row_contiguous(const mx::array& a) {
 }
 
 std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
-                                              const mx::array& biases, int group, int bits) {
+                                              const mx::array& biases, int group, int bits, bool int8) {
   if (w.ndim() != 2 || w.dtype() != mx::uint32 || group <= 0 || bits <= 0) return std::nullopt;
   const int n = w.shape(0);
   const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
@@ -171,11 +198,18 @@ std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::arra
       scales.dtype() != biases.dtype() || !stored_type(scales.dtype())) {
     return std::nullopt;
   }
+  if (int8 && int8_cpu_runs() && int8_supported(bits, group, k)) {
+    return cpu_kernel_node("PackedAffineLinearInt8", out_shape(x, n), {static_cast<float>(bits), static_cast<float>(group)},
+                           {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
+                           [bits, group](const std::vector<mx::array>& in, mx::array& out) {
+                             run_product(nullptr, bits, group, in, out);
+                           });
+  }
   return cpu_kernel_node("PackedAffineLinear", out_shape(x, n),
                          {static_cast<float>(bits), static_cast<float>(group), static_cast<float>(isa->lanes)},
                          {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
                          [isa, bits, group](const std::vector<mx::array>& in, mx::array& out) {
-                           run_product(*isa, bits, group, in, out);
+                           run_product(isa, bits, group, in, out);
                          });
 }
 
@@ -185,11 +219,15 @@ std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array&
   if (!isa || !applies_to(x, w.shape(1))) return std::nullopt;
   return cpu_kernel_node("PackedHalfLinear", out_shape(x, w.shape(0)), {static_cast<float>(isa->lanes)},
                          {x, row_contiguous(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
-                           run_product(*isa, 0, 0, in, out);
+                           run_product(isa, 0, 0, in, out);
                          });
 }
 
 bool packed_supported(int bits, int group) { return isa_for(bits, group) != nullptr; }
+
+bool int8_activations_supported(int32_t bits, int32_t group, int64_t k) {
+  return int8_cpu_runs() && int8_supported(bits, group, k);
+}
 
 bool set_packed_isa(const std::string& name) {
   if (name.empty()) {

@@ -16,9 +16,10 @@ namespace qwen3_mlx {
 namespace mx = mlx::core;
 
 // nullopt where this does not apply (another device, x not float32, shapes that do not
-// fit, bits the kernels do not take): the caller uses MLX's own op.
+// fit, bits the kernels do not take): the caller uses MLX's own op. `int8`: through the
+// int8 kernels (int8_kernels.h) where this CPU runs them and they take the layout.
 std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
-                                              const mx::array& biases, int group, int bits);
+                                              const mx::array& biases, int group, int bits, bool int8 = false);
 std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w);
 
 // What expert_linear.cc shares: the kernels in effect on this thread for `bits`/`group`

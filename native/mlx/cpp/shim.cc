@@ -277,8 +277,8 @@ std::unique_ptr<ArrayVec> quantize(const Array& w, int32_t group_size, int32_t b
 }
 
 UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases, int32_t group_size,
-                        int32_t bits) {
-  if (auto fused = packed_affine_linear(x, w, scales, biases, group_size, bits)) return own(std::move(*fused));
+                        int32_t bits, bool int8) {
+  if (auto fused = packed_affine_linear(x, w, scales, biases, group_size, bits, int8)) return own(std::move(*fused));
   // MLX wants the scales in x's dtype.
   auto s = scales.dtype() == x.dtype() ? scales : mx::astype(scales, x.dtype(), dev());
   auto b = biases.dtype() == x.dtype() ? biases : mx::astype(biases, x.dtype(), dev());

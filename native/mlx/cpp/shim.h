@@ -108,13 +108,14 @@ UArray dequantize_kv(const Array& w, const Array& scales, const Array& biases, i
 // `x · Wᵀ` with W affine-quantized and kept packed: float32 x on the CPU runs this
 // project's kernels (cpp/packed_linear.cc), anything else MLX's quantized_matmul.
 UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,
-                        int32_t group_size, int32_t bits);
+                        int32_t group_size, int32_t bits, bool int8);
 // x [..., X, k] times the experts `indices` [..., top_k] picks from a stack W [E, n, k]
 // (dense or affine-quantized) → [..., top_k, n] (cpp/expert_linear.cc).
 UArray expert_linear(const Array& x, const Array& w, const Array& indices);
 UArray expert_quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,
                                const Array& indices, int32_t group_size, int32_t bits);
 // Whether the CPU kernels take this layout (2, 4 or 8 bits; groups the vectors divide).
+bool int8_activations_supported(int32_t bits, int32_t group_size, int64_t k);
 bool packed_supported(int32_t bits, int32_t group_size);
 // The kernels' instruction set on this thread: "avx512", "avx2", "portable", "" = best.
 bool use_packed_isa(rust::Str name);

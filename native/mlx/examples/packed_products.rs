@@ -6,7 +6,7 @@
 //! bytes were read at.
 //!   cargo run --release -p mlx --example packed_products [-- ROWS]
 
-use mlx::fast::{quantize, quantized_linear, use_packed_isa};
+use mlx::fast::{quantize, quantized_linear, quantized_linear_int8, use_packed_isa};
 use mlx::{Array, Device, Dtype, Result, Worker};
 use std::time::Instant;
 
@@ -26,10 +26,16 @@ enum Weight {
     Packed(Array, Array, Array, i32),
 }
 
+thread_local! {
+    /// Whether packed products run the int8 kernels (`quantized_linear_int8`).
+    static INT8: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Weight {
     fn times(&self, x: &Array) -> Result<Array> {
         match self {
             Weight::Dense(w) => x.linear(w),
+            Weight::Packed(w, s, b, bits) if INT8.get() => quantized_linear_int8(x, w, s, b, 64, *bits),
             Weight::Packed(w, s, b, bits) => quantized_linear(x, w, s, b, 64, *bits),
         }
     }
@@ -49,7 +55,8 @@ fn random(shape: &[i32], seed: u64, scale: f32) -> Result<Array> {
 }
 
 fn weights(form: &str) -> Result<Vec<Weight>> {
-    let mut shapes: Vec<(i32, i32)> = (0..28).flat_map(|_| SHAPES).collect();
+    let layers: usize = std::env::var("LAYERS").map_or(28, |v| v.parse().unwrap());
+    let mut shapes: Vec<(i32, i32)> = (0..layers).flat_map(|_| SHAPES).collect();
     shapes.push((151_936, HIDDEN));
     shapes
         .iter()
@@ -114,16 +121,17 @@ fn main() {
         .unwrap()
         .run(move || {
             let mut lines = vec![];
-            for form in ["f32", "bf16", "8-bit", "4-bit"] {
+            for form in std::env::var("FORMS").unwrap_or("f32,bf16,8-bit,4-bit".into()).split(",") {
                 let ws = weights(form)?;
                 let bytes: usize = ws.iter().map(Weight::bytes).sum();
-                let isas: &[&str] = if form == "f32" {
-                    &[""]
-                } else {
-                    &["avx512", "avx2", "portable"]
+                let isas: &[&str] = match form {
+                    "f32" => &[""],
+                    "bf16" => &["avx512", "avx2", "portable"],
+                    _ => &["int8", "avx512", "avx2", "portable"],
                 };
                 for isa in isas {
-                    if !use_packed_isa(isa) {
+                    INT8.set(*isa == "int8");
+                    if !use_packed_isa(if *isa == "int8" { "" } else { isa }) {
                         continue;
                     }
                     let ms = step_ms(&ws, rows)?;

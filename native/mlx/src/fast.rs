@@ -152,6 +152,30 @@ pub fn quantized_linear(
         &biases.raw,
         group_size,
         bits,
+        false,
+    ))
+}
+
+/// [`quantized_linear`] with `x` quantized to int8 per weight group for integer dot
+/// products (AVX-512 VNNI) where [`int8_activations_supported`]; elsewhere exactly
+/// [`quantized_linear`]. Each output moves by at most Σ_c |W[j, c]| · s/2, s the int8 step
+/// of x in c's group (max |x| / 127).
+pub fn quantized_linear_int8(
+    x: &Array,
+    w: &Array,
+    scales: &Array,
+    biases: &Array,
+    group_size: i32,
+    bits: i32,
+) -> Result<Array> {
+    wrap(bridge::quantized_linear(
+        &x.raw,
+        &w.raw,
+        &scales.raw,
+        &biases.raw,
+        group_size,
+        bits,
+        true,
     ))
 }
 
@@ -189,6 +213,12 @@ pub fn expert_quantized_linear(
 /// (2, 4 or 8 bits; 3, 5 and 6 are not packed on the CPU).
 pub fn packed_supported(bits: i32, group_size: i32) -> bool {
     bridge::packed_supported(bits, group_size)
+}
+
+/// Whether this CPU runs [`quantized_linear_int8`]'s integer kernels for `bits` (4 or 8) in
+/// groups of `group_size` (32, 64, 128) with `k` input features.
+pub fn int8_activations_supported(bits: i32, group_size: i32, k: i64) -> bool {
+    bridge::int8_activations_supported(bits, group_size, k)
 }
 
 /// Makes this thread's graphs use one build of the packed kernels: `"avx512"`, `"avx2"`,

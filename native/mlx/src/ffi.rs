@@ -130,6 +130,7 @@ pub(crate) mod bridge {
             biases: &Array,
             group_size: i32,
             bits: i32,
+            int8: bool,
         ) -> Result<UniquePtr<Array>>;
         fn expert_linear(x: &Array, w: &Array, indices: &Array) -> Result<UniquePtr<Array>>;
         fn expert_quantized_linear(
@@ -142,6 +143,7 @@ pub(crate) mod bridge {
             bits: i32,
         ) -> Result<UniquePtr<Array>>;
         fn packed_supported(bits: i32, group_size: i32) -> bool;
+        fn int8_activations_supported(bits: i32, group_size: i32, k: i64) -> bool;
         fn use_packed_isa(name: &str) -> bool;
         fn packed_isa_in_use() -> String;
 

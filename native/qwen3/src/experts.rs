@@ -87,6 +87,7 @@ impl Matrix {
                 scales,
                 biases,
                 params,
+                ..
             } => expert_quantized_linear(x, weight, scales, biases, indices, params.group_size, params.bits)?,
         })
     }

@@ -3,7 +3,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::QuantParams;
 use crate::error::{bail, Result};
-use mlx::fast::{dequantize, quantized_linear};
+use mlx::fast::{dequantize, quantized_linear, quantized_linear_int8};
 use mlx::{Array, Dtype};
 
 /// How a checkpoint's weight matrices are held in memory.
@@ -25,6 +25,8 @@ pub struct Residency {
     pub dtype: Dtype,
     pub storage: Storage,
     pub cpu: bool,
+    /// Packed products quantize their float32 input to int8 per group (CPU, 4/8 bits).
+    pub int8_activations: bool,
 }
 
 /// The form a matrix is held in.
@@ -70,6 +72,8 @@ pub enum Matrix {
         scales: Array,
         biases: Array,
         params: QuantParams,
+        /// Products run `quantized_linear_int8` (the load's `int8_activations`).
+        int8: bool,
     },
 }
 
@@ -263,6 +267,7 @@ impl MatrixSpec {
                 scales: part("scales", dtype)?,
                 biases: part("biases", dtype)?,
                 params,
+                int8: residency.int8_activations && residency.packed_kernels(),
             },
             (Form::Packed(_), None) => unreachable!("only quantized matrices are packed"),
         };
@@ -293,7 +298,11 @@ impl Matrix {
                 scales,
                 biases,
                 params,
-            } => quantized_linear(x, weight, scales, biases, params.group_size, params.bits)?,
+                int8,
+            } => {
+                let product = if *int8 { quantized_linear_int8 } else { quantized_linear };
+                product(x, weight, scales, biases, params.group_size, params.bits)?
+            }
         })
     }
 
@@ -306,6 +315,7 @@ impl Matrix {
                 scales,
                 biases,
                 params,
+                ..
             } => dequantize(
                 &weight.take(ids, 0)?,
                 // MLX dequantizes in the scales' dtype: widen them first, as a widened

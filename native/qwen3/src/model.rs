@@ -40,6 +40,10 @@ pub struct LoadOptions {
     /// Bytes the weights may take; default the memory the system has available. A load
     /// that needs more fails with `out_of_memory` before anything is allocated.
     pub memory_limit: Option<u64>,
+    /// On the CPU, packed 4/8-bit products quantize their input rows to int8 per group
+    /// for integer dot products (AVX-512 VNNI; elsewhere ignored): faster, and each output
+    /// moves by at most Σ|W| · (the input's int8 step) / 2. Default false.
+    pub int8_activations: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,6 +104,7 @@ impl Model {
             dtype,
             storage: opts.storage.unwrap_or(Storage::AsStored),
             cpu: device == Device::Cpu,
+            int8_activations: opts.int8_activations,
         };
         let matrices = std::iter::once(&embed)
             .chain(lm_head.iter())
@@ -338,13 +343,32 @@ impl Model {
         self.final_logits(&h, last_only)
     }
 
+    /// Whether any product runs the int8 kernels (`int8_activations` asked for, packed
+    /// 4/8-bit weights on a CPU that runs them).
+    pub fn int8_products(&self) -> bool {
+        self.matrices().any(|m| match m {
+            Matrix::Quantized {
+                weight,
+                params,
+                int8: true,
+                ..
+            } => mlx::fast::int8_activations_supported(
+                params.bits,
+                params.group_size,
+                weight.dim(-1).unwrap_or(0) as i64 * 32 / params.bits as i64,
+            ),
+            _ => false,
+        })
+    }
+
     /// Whether any matrix is held packed (quantized, not widened).
     pub fn holds_packed(&self) -> bool {
+        self.matrices().any(|m| matches!(m, Matrix::Quantized { .. }))
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &Matrix> {
         let layers = self.layers.iter().flat_map(|l| l.matrices());
-        std::iter::once(&self.embed_tokens)
-            .chain(self.lm_head.iter())
-            .chain(layers)
-            .any(|m| matches!(m, Matrix::Quantized { .. }))
+        std::iter::once(&self.embed_tokens).chain(self.lm_head.iter()).chain(layers)
     }
 
     /// Bytes of weights held (what one decode step reads).

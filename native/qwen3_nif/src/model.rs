@@ -53,15 +53,15 @@ fn parse_storage(env: Env, a: Atom) -> NifResult<Option<Storage>> {
     }
 }
 
-/// Loads on the device's worker, with `{dtype, weights, memory_limit}` (`:default` or nil
-/// where unset); progress goes to `progress_to` as `{tag, {:progress, tensors_done,
+/// Loads on the device's worker, with `{dtype, weights, memory_limit, int8_activations}`
+/// (`:default` or nil where unset); progress goes to `progress_to` as `{tag, {:progress, tensors_done,
 /// tensors_total, bytes_done, bytes_total}}`.
 #[rustler::nif]
 fn model_load<'a>(
     env: Env<'a>,
     path: String,
     device: Atom,
-    (dtype, weights, memory_limit): (Atom, Atom, Option<u64>),
+    (dtype, weights, memory_limit, int8_activations): (Atom, Atom, Option<u64>, bool),
     progress_to: LocalPid,
     tag: Term<'a>,
 ) -> Term<'a> {
@@ -76,6 +76,7 @@ fn model_load<'a>(
             dtype,
             storage,
             memory_limit,
+            int8_activations,
         };
         Ok::<_, NifError>((device, opts))
     })();
@@ -140,6 +141,7 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
             ),
         ];
         let eos = model.eos_token_ids();
+        let int8_activations = model.int8_products();
         let dtype = model.dtype.name();
         let quantized = match (c.is_quantized(), model.holds_packed()) {
             (false, _) => "none",
@@ -160,6 +162,7 @@ fn model_info(env: Env, model: ResourceArc<ModelRef>) -> Term {
             pairs.push((atom("dtype"), atom(dtype).encode(env)));
             pairs.push((atom("quantized"), atom(quantized).encode(env)));
             pairs.push((atom("weights"), atom(weights).encode(env)));
+            pairs.push((atom("int8_activations"), int8_activations.encode(env)));
             pairs.encode(env)
         })))
     })
