@@ -123,10 +123,10 @@ llama_cpp = fn name, vocab ->
   end
 end
 
-ours = fn dir, weights, loops ->
+ours = fn dir, load_opts, loops ->
   # The previous checkpoint's model is garbage by now; collect it so its memory is freed.
   :erlang.garbage_collect()
-  model = Model.load!(dir, weights: weights)
+  model = Model.load!(dir, load_opts)
   :ok = Memory.clear_cache()
   :ok = Memory.reset_peak()
   pre = for loop <- loops, n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop)}
@@ -151,9 +151,18 @@ rows =
   for dir <- dirs do
     name = Path.basename(dir)
     IO.puts(:stderr, "==> #{name}: ours")
-    o = ours.(dir, :stored, [:elixir, :native])
+    o = ours.(dir, [weights: :stored], [:elixir, :native])
+
+    # Packed 4/8-bit weights: also with int8 activations (AVX-512 VNNI CPUs only).
+    int8 =
+      if o.info.quantized == :packed do
+        IO.puts(:stderr, "==> #{name}: ours, int8 activations")
+        run = ours.(dir, [weights: :stored, activations: :int8], [:elixir])
+        if run.info.int8_activations, do: run
+      end
+
     IO.puts(:stderr, "==> #{name}: ours, weights widened at load")
-    wide = ours.(dir, :widened, [:elixir])
+    wide = ours.(dir, [weights: :widened], [:elixir])
     IO.puts(:stderr, "==> #{name}: mlx-lm (checkpoint dtype)")
     ref = mlx_lm.(dir, "checkpoint")
     # Quantized layers stay quantized under set_dtype: a float32 run would repeat the first.
@@ -164,7 +173,7 @@ rows =
       end
 
     llama = llama_cpp.(name, o.info.vocab_size)
-    %{name: name, ours: o, wide: wide, ref: ref, ref32: ref32, llama: llama}
+    %{name: name, ours: o, int8: int8, wide: wide, ref: ref, ref32: ref32, llama: llama}
   end
 
 mb = fn bytes -> "#{round(bytes / 1_048_576)}" end
@@ -214,14 +223,16 @@ our_line = fn name, o, loop, label ->
 end
 
 table =
-  for %{name: name, ours: o, wide: wide, ref: ref, ref32: ref32, llama: llama} <- rows do
+  for %{name: name, ours: o, int8: int8, wide: wide, ref: ref, ref32: ref32, llama: llama} <- rows do
     info = o.info
 
-    lines = [
-      our_line.(name, o, :elixir, "ours, Elixir loop"),
-      our_line.(name, o, :native, "ours, native step"),
-      our_line.(name, wide, :elixir, "ours, Elixir loop")
-    ]
+    lines =
+      [
+        our_line.(name, o, :elixir, "ours, Elixir loop"),
+        our_line.(name, o, :native, "ours, native step")
+      ] ++
+        if(int8, do: [our_line.(name, int8, :elixir, "ours, Elixir loop, int8 activations")], else: []) ++
+        [our_line.(name, wide, :elixir, "ours, Elixir loop")]
 
     refs =
       for {r, label} <- [{ref, "mlx-lm (checkpoint dtype)"}, {ref32, "mlx-lm (float32)"}], r != nil do
@@ -270,8 +281,15 @@ table =
           {lp, _} = ref_prefill.(r, 1)
           {ld, _} = ref_decode.(r)
 
+          int8_vs =
+            if int8,
+              do:
+                " (int8 activations: decode #{ratio.(ld, int8.decode[:elixir].median_ms)}, prefill 512 " <>
+                  "#{ratio.(int8.prefill[{:elixir, 512}].tok_s, lp)})",
+              else: ""
+
           "; vs llama.cpp #{type}: decode #{ratio.(ld, ed)}, prefill 512 " <>
-            ratio.(o.prefill[{:elixir, 512}].tok_s, lp)
+            ratio.(o.prefill[{:elixir, 512}].tok_s, lp) <> int8_vs
 
         nil ->
           ""

@@ -19,6 +19,7 @@ from mlx_lm.models.cache import QuantizedKVCache, make_prompt_cache
 from mlx_lm.utils import load_model, quantize_model
 
 sys.path.insert(0, str(Path(__file__).parent))
+from make_int8_fixtures import int8_golden  # noqa: E402
 from make_text_fixtures import build_text_fixtures  # noqa: E402
 
 # head_dim (64) is deliberately not hidden_size / num_attention_heads (32).
@@ -308,6 +309,8 @@ def build_variant(root, name, spec, seed):
         primitives_golden(out)
     if name == "dense-f32-tied":
         kv_quant_golden(out)
+    if quantization:
+        int8_golden(out, PROMPTS, GREEDY_STEPS)
     return meta
 
 

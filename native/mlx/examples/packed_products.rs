@@ -121,7 +121,10 @@ fn main() {
         .unwrap()
         .run(move || {
             let mut lines = vec![];
-            for form in std::env::var("FORMS").unwrap_or("f32,bf16,8-bit,4-bit".into()).split(",") {
+            for form in std::env::var("FORMS")
+                .unwrap_or("f32,bf16,8-bit,4-bit".into())
+                .split(",")
+            {
                 let ws = weights(form)?;
                 let bytes: usize = ws.iter().map(Weight::bytes).sum();
                 let isas: &[&str] = match form {

@@ -4,7 +4,8 @@
 //! inputs, a product split across threads.
 //!
 //! The bound is what rounding x to int8 can move an output by, worked out from the inputs:
-//! |Δy[r, j]| ≤ Σ_c |W[j, c]| · s[r, g(c)] / 2 with s = max |x[r, g]| / 127, plus float32
+//! |Δy[r, j]| ≤ Σ_c |scale · q[j, c]| · s[r, g(c)] / 2 with s = max |x[r, g]| / 127 (the
+//! biases' part, bias · Σ x, is taken from x itself, so it moves nothing), plus float32
 //! sums in another order (1e-5 of the largest |y|). And where x is already int8 times a
 //! power of two (every group's largest |x| is 127 · 2⁻³), nothing is rounded, so the
 //! products must agree as the float kernels do: within 1e-5 of the largest |y|.
@@ -31,7 +32,8 @@ struct Outcome {
     got: Vec<f32>,
     want: Vec<f32>,
     x: Vec<f32>,
-    dense: Vec<f32>,
+    /// scale · q: the weights without their biases.
+    scaled: Vec<f32>,
     name: String,
 }
 
@@ -53,10 +55,20 @@ fn x_values(rows: i32, k: i32, exact: bool) -> Vec<f32> {
 }
 
 fn run(c: &Case) -> Outcome {
-    let (rows, n, k, bits, group, scales_dtype, transposed, exact) =
-        (c.rows, c.n, c.k, c.bits, c.group, c.scales, c.transposed_x, c.exact);
+    let (rows, n, k, bits, group, scales_dtype, transposed, exact) = (
+        c.rows,
+        c.n,
+        c.k,
+        c.bits,
+        c.group,
+        c.scales,
+        c.transposed_x,
+        c.exact,
+    );
     on_cpu(move || {
-        let w: Vec<f32> = (0..n * k).map(|i| 0.37 * ((i as f32) * 0.377 + 1.1).sin()).collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| 0.37 * ((i as f32) * 0.377 + 1.1).sin())
+            .collect();
         let weights = Array::from_slice(&w, &[n, k])?;
         let packed = quantize(&weights, group, bits)?;
         let (wq, scales, biases) = (
@@ -84,17 +96,28 @@ fn run(c: &Case) -> Outcome {
             Dtype::Float32,
         )?;
         let reference = x.matmul(&dense.transpose(&[1, 0])?)?;
+        let zeros = biases
+            .astype(Dtype::Float32)?
+            .multiply(&Array::from_slice(&[0.0f32], &[1])?)?;
+        let scaled = dequantize(
+            wq,
+            &scales.astype(Dtype::Float32)?,
+            &zeros,
+            group,
+            bits,
+            Dtype::Float32,
+        )?;
         Ok(Outcome {
             name: ours.primitive_name(),
             got: ours.to_vec::<f32>()?,
             want: reference.to_vec::<f32>()?,
             x: xs,
-            dense: dense.to_vec::<f32>()?,
+            scaled: scaled.to_vec::<f32>()?,
         })
     })
 }
 
-/// Each output within Σ_c |W[j, c]| · s[r, g(c)] / 2 (+ 1e-5 of the largest |y|); returns
+/// Each output within Σ_c |scale · q[j, c]| · s[r, g(c)] / 2 (+ 1e-5 of the largest |y|); returns
 /// the largest share of its bound an output used.
 fn assert_within_rounding(what: &str, c: &Case, o: &Outcome) -> f32 {
     let (rows, n, k, g) = (c.rows as usize, c.n as usize, c.k as usize, c.group as usize);
@@ -107,12 +130,15 @@ fn assert_within_rounding(what: &str, c: &Case, o: &Outcome) -> f32 {
             .collect();
         for j in 0..n {
             let bound: f32 = (0..k)
-                .map(|col| o.dense[j * k + col].abs() * step[col / g] / 2.0)
+                .map(|col| o.scaled[j * k + col].abs() * step[col / g] / 2.0)
                 .sum::<f32>()
                 * 1.001
                 + 1e-5 * scale;
             let delta = (o.got[r * n + j] - o.want[r * n + j]).abs();
-            assert!(delta <= bound, "{what}: y[{r}, {j}] off by {delta} > bound {bound}");
+            assert!(
+                delta <= bound,
+                "{what}: y[{r}, {j}] off by {delta} > bound {bound}"
+            );
             used = used.max(delta / bound);
         }
     }
@@ -176,7 +202,11 @@ fn x_on_the_int8_grid_gives_the_float_products() {
                     exact: true,
                 };
                 let o = run(&case);
-                assert_close(&format!("{bits}-bit g{group}, {rows} rows, exact x"), &o.got, &o.want);
+                assert_close(
+                    &format!("{bits}-bit g{group}, {rows} rows, exact x"),
+                    &o.got,
+                    &o.want,
+                );
             }
         }
     }

@@ -300,7 +300,11 @@ impl Matrix {
                 params,
                 int8,
             } => {
-                let product = if *int8 { quantized_linear_int8 } else { quantized_linear };
+                let product = if *int8 {
+                    quantized_linear_int8
+                } else {
+                    quantized_linear
+                };
                 product(x, weight, scales, biases, params.group_size, params.bits)?
             }
         })

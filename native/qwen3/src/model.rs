@@ -368,7 +368,9 @@ impl Model {
 
     fn matrices(&self) -> impl Iterator<Item = &Matrix> {
         let layers = self.layers.iter().flat_map(|l| l.matrices());
-        std::iter::once(&self.embed_tokens).chain(self.lm_head.iter()).chain(layers)
+        std::iter::once(&self.embed_tokens)
+            .chain(self.lm_head.iter())
+            .chain(layers)
     }
 
     /// Bytes of weights held (what one decode step reads).
