@@ -3,8 +3,9 @@
 //! each stored form: float32 (BLAS sgemv, today's widened path), bf16, 8-bit and 4-bit
 //! (the packed kernels, each build this CPU runs). Random weights; the products are
 //! evaluated as one graph, as a decode step is. Prints ms per step and the rate the weight
-//! bytes were read at.
+//! bytes were read at. "int8" rows run `quantized_linear_int8` (AVX-512 VNNI CPUs).
 //!   cargo run --release -p mlx --example packed_products [-- ROWS]
+//! LAYERS=n (default 28; 0: the LM head alone) and FORMS=f32,bf16,8-bit,4-bit narrow it.
 
 use mlx::fast::{quantize, quantized_linear, quantized_linear_int8, use_packed_isa};
 use mlx::{Array, Device, Dtype, Result, Worker};
