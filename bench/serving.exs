@@ -1,7 +1,8 @@
 # Aggregate throughput of Qwen3.Serving (continuous batching) with 1, 4 and 8 concurrent
 # callers against the same requests run one after another with Qwen3.generate/3: same
 # checkpoint, same run, greedy, each caller with its own 32-token prompt.
-#   mix run bench/serving.exs [--only NAME,...] [--weights stored,widened] [--tokens N]
+#   mix run bench/serving.exs [--only NAME,...] [--weights stored,widened,int8] [--tokens N]
+# (int8: weights as stored, packed products with int8 activations where the CPU has VNNI)
 #                             [--write-readme] [CKPT_DIR ...]
 # Without directories it uses the tiny and 0.6B-shaped bf16 checkpoints of bench/checkpoints.py,
 # and the 0.6B-shaped 4-bit one twice: as stored (packed kernels) and widened to float32.
@@ -31,8 +32,13 @@ cases =
 
     true ->
       [tiny, bf16, q4] = Bench.checkpoints(["tiny-bf16", "0.6b-bf16", "0.6b-4bit"])
-      [{tiny, :stored}, {bf16, :stored}, {q4, :stored}, {q4, :widened}]
+      [{tiny, :stored}, {bf16, :stored}, {q4, :stored}, {q4, :int8}, {q4, :widened}]
   end
+
+load_opts = fn
+  :int8 -> [weights: :stored, activations: :int8]
+  weights -> [weights: weights]
+end
 
 prompt = fn i, vocab -> for j <- 0..(prompt_len - 1), do: rem(i * 7919 + j * 104_729 + 11, vocab) end
 
@@ -80,7 +86,7 @@ f2 = &:erlang.float_to_binary(&1 / 1, decimals: 2)
 
 rows =
   for {dir, weights} <- cases do
-    model = Model.load!(dir, weights: weights)
+    model = Model.load!(dir, load_opts.(weights))
     big? = model.info.hidden_size >= 1024
     n = opts[:tokens] || if(big?, do: 32, else: 128)
     runs = if big?, do: 1, else: 3
