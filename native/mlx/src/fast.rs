@@ -157,7 +157,8 @@ pub fn quantized_linear(
 }
 
 /// [`quantized_linear`] with `x` quantized to int8 per weight group for integer dot
-/// products (AVX-512 VNNI) where [`int8_activations_supported`]; elsewhere exactly
+/// products (AVX-512 VNNI) where [`int8_activations_supported`]; elsewhere, and for a
+/// single row of 8-bit weights (where the float kernels are faster), exactly
 /// [`quantized_linear`]. Each output moves by at most Σ_c |W[j, c]| · s/2, s the int8 step
 /// of x in c's group (max |x| / 127).
 pub fn quantized_linear_int8(
