@@ -145,22 +145,14 @@ pub fn quantized_linear(
     group_size: i32,
     bits: i32,
 ) -> Result<Array> {
-    wrap(bridge::quantized_linear(
-        &x.raw,
-        &w.raw,
-        &scales.raw,
-        &biases.raw,
-        group_size,
-        bits,
-        false,
-    ))
+    packed_product(x, [w, scales, biases], group_size, bits, false)
 }
 
 /// [`quantized_linear`] with `x` quantized to int8 per weight group for integer dot
 /// products (AVX-512 VNNI) where [`int8_activations_supported`]; elsewhere, and for a
 /// single row of 8-bit weights (where the float kernels are faster), exactly
-/// [`quantized_linear`]. Each output moves by at most Σ_c |W[j, c]| · s/2, s the int8 step
-/// of x in c's group (max |x| / 127).
+/// [`quantized_linear`]. Each output moves by at most Σ_c |scale · q[j, c]| · s/2, s the
+/// int8 step of x in c's group (max |x| / 127).
 pub fn quantized_linear_int8(
     x: &Array,
     w: &Array,
@@ -169,14 +161,24 @@ pub fn quantized_linear_int8(
     group_size: i32,
     bits: i32,
 ) -> Result<Array> {
+    packed_product(x, [w, scales, biases], group_size, bits, true)
+}
+
+fn packed_product(
+    x: &Array,
+    [w, scales, biases]: [&Array; 3],
+    group: i32,
+    bits: i32,
+    int8: bool,
+) -> Result<Array> {
     wrap(bridge::quantized_linear(
         &x.raw,
         &w.raw,
         &scales.raw,
         &biases.raw,
-        group_size,
+        group,
         bits,
-        true,
+        int8,
     ))
 }
 
