@@ -1,6 +1,7 @@
 defmodule Qwen3.KVCache do
   @moduledoc """
-  A preallocated KV cache (`{batch, kv_heads, max_len, head_dim}` per layer) for one model.
+  A KV cache (`{batch, kv_heads, max_len, head_dim}` per layer, allocated 256 slots at a
+  time as it fills) for one model.
   Each decoder layer writes its keys/values at its offset; `offset/1` is the number of
   tokens held. Pass it back to `Qwen3.Generate.generate/3` to continue a conversation.
 
@@ -153,7 +154,7 @@ defmodule Qwen3.KVCache do
          message: "cannot copy #{inspect(len)} tokens of a cache whose tokens are unknown or fewer"
        }}
 
-  @doc "Bytes the cache's buffers take (all layers, its whole capacity; quantized or not)."
+  @doc "Bytes the cache takes when full (all layers, its whole capacity; quantized or not)."
   @spec nbytes(t) :: {:ok, non_neg_integer} | {:error, Error.t()}
   def nbytes(%__MODULE__{ref: ref}), do: ref |> Native.cache_nbytes() |> Native.await()
 

@@ -48,7 +48,8 @@ defmodule Qwen3.ConcurrencyTest do
       end)
 
     assert_receive {:generating, active}, 10_000
-    assert active >= baseline + cache_bytes(model, max_len)
+    # A cache holds its first 256 slots (KV_STEP) and grows as tokens arrive.
+    assert active >= baseline + cache_bytes(model, 256)
 
     Process.exit(caller, :kill)
     assert wait_for_active(&(&1 <= baseline)) <= baseline

@@ -2,10 +2,18 @@
 //! quantized along D as mlx-lm's QuantizedKVCache keeps them (affine: packed uint32, a scale
 //! and a bias per group), which takes 8/16 (8-bit) or 5/16 (4-bit, groups of 64) of bf16's
 //! bytes. Attention reads a quantized buffer dequantized, one layer at a time.
+//!
+//! A buffer holds `KV_STEP` slots at first and grows by whole steps as it is written, up to
+//! the cache's capacity (as mlx-lm's caches grow): MLX's CPU allocator keeps no freed
+//! buffers, so a cache allocated whole was zero-filled page by page on every request
+//! (0.6B, 2,048 slots: 470 MB, 0.3–1.2 s of page faults on a VM).
 
 use crate::error::{bail, Result};
 use mlx::fast::{dequantize_kv, quantize};
-use mlx::{Array, Dtype};
+use mlx::{concatenate, Array, Dtype};
+
+/// Slots a buffer starts with and grows by.
+pub const KV_STEP: i32 = 256;
 
 /// How a KV cache quantizes: `bits` (4 or 8) per value, groups of `group_size` along D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +33,9 @@ pub enum KvBuffer {
 }
 
 impl KvBuffer {
+    /// A buffer for `shape` (`[B, H, T_max, D]`), holding `min(T_max, KV_STEP)` slots yet.
     pub fn new(shape: [i32; 4], dtype: Dtype, quant: Option<KvQuant>) -> Result<KvBuffer> {
+        let shape = [shape[0], shape[1], shape[2].min(KV_STEP), shape[3]];
         let Some(q) = quant else {
             return Ok(KvBuffer::Plain(Array::zeros(&shape, dtype)?));
         };
@@ -51,6 +61,28 @@ impl KvBuffer {
             KvBuffer::Plain(_) => None,
             KvBuffer::Packed { quant, .. } => Some(*quant),
         }
+    }
+
+    /// Slots allocated so far.
+    pub fn slots(&self) -> i32 {
+        self.arrays()[0].dim(2).unwrap_or(0)
+    }
+
+    /// Grows the buffer (by whole `KV_STEP`s, to at most `max` slots) until it has `slots`.
+    pub fn reserve(&mut self, slots: i32, max: i32) -> Result<()> {
+        let have = self.slots();
+        if slots <= have {
+            return Ok(());
+        }
+        let want = ((slots + KV_STEP - 1) / KV_STEP * KV_STEP).min(max).max(slots);
+        for buffer in self.arrays_mut() {
+            let more = Array::zeros(
+                &[buffer.dim(0)?, buffer.dim(1)?, want - have, buffer.dim(3)?],
+                buffer.dtype(),
+            )?;
+            *buffer = concatenate(&[buffer, &more], 2)?;
+        }
+        Ok(())
     }
 
     /// Every array the buffer holds.

@@ -1,5 +1,5 @@
-//! A preallocated KV cache: per layer, keys and values of shape `[B, N_kv, T_max, D]`,
-//! written at the layer's offset. Reads only ever see slots `..offset`, never stale ones.
+//! A KV cache: per layer, keys and values of shape `[B, N_kv, T_max, D]` (allocated
+//! `KV_STEP` slots at a time as they fill, see kv_buffer.rs), written at the layer's offset. Reads only ever see slots `..offset`, never stale ones.
 //!
 //! Rows of a batch may hold prompts of different lengths: they are left-padded, and
 //! `left_padding[b]` slots at the start of row `b` are masked out and skipped by RoPE.
@@ -206,7 +206,9 @@ impl KvCache {
         if let Some(keep) = self.window {
             self.make_room(layer, keep, len)?;
         }
-        let l = &mut self.layers[layer];
+        let (l, capacity) = (&mut self.layers[layer], self.capacity);
+        l.keys.reserve(l.offset + len, capacity)?;
+        l.values.reserve(l.offset + len, capacity)?;
         l.keys.write(keys, l.offset)?;
         l.values.write(values, l.offset)?;
         l.offset += len;
@@ -254,6 +256,8 @@ impl KvCache {
             );
         }
         for (dst, from) in self.layers.iter_mut().zip(&src.layers) {
+            dst.keys.reserve(len, self.capacity)?;
+            dst.values.reserve(len, self.capacity)?;
             dst.keys.copy_from(&from.keys, len)?;
             dst.values.copy_from(&from.values, len)?;
             dst.offset = len;
@@ -277,8 +281,18 @@ impl KvCache {
             .collect()
     }
 
-    /// Bytes the cache's buffers take (its whole capacity).
+    /// Slots layer `layer`'s buffers hold so far (they grow by `KV_STEP`s to the capacity).
+    pub fn layer_slots(&self, layer: usize) -> i32 {
+        self.layers[layer].keys.slots()
+    }
+
+    /// Bytes the cache takes when full (its buffers grow to that as they fill).
     pub fn nbytes(&self) -> usize {
-        self.arrays().iter().map(|a| a.nbytes()).sum()
+        let capacity = self.capacity as usize;
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.keys, &l.values])
+            .map(|b| b.arrays().iter().map(|a| a.nbytes()).sum::<usize>() / b.slots() as usize * capacity)
+            .sum()
     }
 }
