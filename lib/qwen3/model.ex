@@ -33,7 +33,8 @@ defmodule Qwen3.Model do
       `:widened` (converted once at load to the compute dtype, quantized ones dequantized)
     * `:activations` — `:float32` (default) or `:int8`: on a CPU with AVX-512 VNNI, products
       with 4/8-bit packed weights quantize their input rows to int8 per weight group and
-      multiply with integer dot products (faster, above all for prefill and batched rows;
+      multiply with integer dot products (faster above all for batched rows, as a
+      `Qwen3.Serving` with many callers runs;
       each output moves by at most Σ|W| · the input's int8 step / 2, so logits are no
       longer within the float32 parity bounds). Elsewhere, and for other weights, ignored:
       `info.int8_activations` says whether any product uses it
