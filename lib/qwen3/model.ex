@@ -35,7 +35,7 @@ defmodule Qwen3.Model do
       with 4/8-bit packed weights quantize their input rows to int8 per weight group and
       multiply with integer dot products (faster above all for batched rows, as a
       `Qwen3.Serving` with many callers runs;
-      each output moves by at most Σ|W| · the input's int8 step / 2, so logits are no
+      each output moves by at most Σ|scale · q| · the input's int8 step / 2, so logits are no
       longer within the float32 parity bounds). Elsewhere, and for other weights, ignored:
       `info.int8_activations` says whether any product uses it
     * `:memory_limit` — bytes the weights may take (default: the memory the system has
