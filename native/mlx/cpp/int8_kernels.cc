@@ -17,8 +17,6 @@
 #define QWEN3_INT8 1
 #endif
 
-
-
 namespace qwen3_mlx {
 
 int64_t int8_lane_scales_per_row(int bits, int64_t k) { return k / (512 / bits) * kInt8Lanes; }

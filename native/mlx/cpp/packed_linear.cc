@@ -201,7 +201,7 @@ std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::arra
   // One row of 8-bit weights reads 1 byte per value and the float kernels keep up with
   // memory there (0.6B-shaped LM head: 3.3 against 4.3 ms on an AMD EPYC): exact and faster.
   const bool single_8bit_row = bits == 8 && static_cast<int64_t>(x.size()) == k;
-  if (int8 && !single_8bit_row && int8_cpu_runs() && int8_supported(bits, group, k)) {
+  if (int8 && !single_8bit_row && int8_activations_supported(bits, group, k)) {
     return cpu_kernel_node("PackedAffineLinearInt8", out_shape(x, n), {static_cast<float>(bits), static_cast<float>(group)},
                            {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
                            [bits, group](const std::vector<mx::array>& in, mx::array& out) {

@@ -1,5 +1,6 @@
 //! A KV cache: per layer, keys and values of shape `[B, N_kv, T_max, D]` (allocated
-//! `KV_STEP` slots at a time as they fill, see kv_buffer.rs), written at the layer's offset. Reads only ever see slots `..offset`, never stale ones.
+//! `KV_STEP` slots at a time as they fill, see kv_buffer.rs), written at the layer's
+//! offset. Reads only ever see slots `..offset`, never stale ones.
 //!
 //! Rows of a batch may hold prompts of different lengths: they are left-padded, and
 //! `left_padding[b]` slots at the start of row `b` are masked out and skipped by RoPE.

@@ -42,7 +42,7 @@ pub struct LoadOptions {
     pub memory_limit: Option<u64>,
     /// On the CPU, packed 4/8-bit products quantize their input rows to int8 per group
     /// for integer dot products (AVX-512 VNNI; elsewhere ignored): faster, and each output
-    /// moves by at most Σ|W| · (the input's int8 step) / 2. Default false.
+    /// moves by at most Σ|scale · q| · (the input's int8 step) / 2. Default false.
     pub int8_activations: bool,
 }
 

@@ -48,6 +48,24 @@ pub fn load_as(variant: &str, dtype: Option<Dtype>, storage: Option<Storage>) ->
     Model::load(fixtures().join(variant), test_device(), opts, |_| {})
 }
 
+/// A golden file of little-endian float32 values.
+pub fn read_f32s(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// A golden file of whitespace-separated token ids.
+pub fn read_tokens(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
 pub fn ids(tokens: &[u32]) -> qwen3::Result<Array> {
     Ok(Array::from_slice(tokens, &[1, tokens.len() as i32])?)
 }

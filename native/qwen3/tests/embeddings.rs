@@ -17,11 +17,7 @@ fn golden() -> (Vec<Vec<u32>>, Vec<Vec<f32>>) {
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("embeddings.json")).unwrap()).unwrap();
     let ids: Vec<Vec<u32>> = serde_json::from_value(meta["ids"].clone()).unwrap();
-    let flat: Vec<f32> = std::fs::read(dir.join("embeddings.f32"))
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let flat = read_f32s(&dir.join("embeddings.f32"));
     let width = flat.len() / ids.len();
     (ids, flat.chunks(width).map(<[f32]>::to_vec).collect())
 }

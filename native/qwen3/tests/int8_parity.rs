@@ -17,15 +17,6 @@ mod common;
 use common::*;
 use qwen3::{LoadOptions, Model};
 use serde_json::Value;
-use std::path::Path;
-
-fn read_f32s(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
 
 const VARIANTS: [&str; 5] = [
     "q4-g32-untied",
@@ -48,11 +39,7 @@ fn int8_activations_stay_near_mlx_lm() {
         let float32_logits = read_f32s(&dir.join(float_golden["logits_file"].as_str().unwrap()));
         let float32_greedy: Vec<u32> = serde_json::from_value(float_golden["greedy"].clone()).unwrap();
         let int8_logits = read_f32s(&dir.join("golden/int8-logits.f32"));
-        let int8_greedy: Vec<u32> = std::fs::read_to_string(dir.join("golden/int8-greedy.txt"))
-            .unwrap()
-            .split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect();
+        let int8_greedy = read_tokens(&dir.join("golden/int8-greedy.txt"));
         let (prompts2, steps) = (prompts.clone(), float32_greedy.len());
         let (got, tokens, int8) = on_device(move || {
             let opts = LoadOptions {

@@ -3,16 +3,11 @@
 //! written, `nbytes` is the full cache's size throughout, and a copied prefix longer than
 //! the destination's first step grows it too. Plain and 8-bit quantized buffers.
 
-use mlx::{Array, Device, Dtype, Worker};
+mod common;
+use common::on_device;
+use mlx::{Array, Dtype};
 use qwen3::kv_buffer::{KvQuant, KV_STEP};
 use qwen3::KvCache;
-
-fn on_cpu<T: Send + 'static>(f: impl FnOnce() -> qwen3::Result<T> + Send + 'static) -> T {
-    Worker::for_device(Device::Cpu)
-        .unwrap()
-        .run(move || f().map_err(|e| mlx::Error::Mlx(e.to_string())))
-        .unwrap()
-}
 
 /// Token t's keys: every value t + c/1000 (c the position along D), as `[1, 2, n, 64]`.
 fn tokens(from: i32, n: i32) -> qwen3::Result<Array> {
@@ -31,7 +26,7 @@ fn buffers_grow_by_steps_and_keep_what_they_hold() {
             group_size: 64,
         }),
     ] {
-        let (slots, sizes, held, want) = on_cpu(move || {
+        let (slots, sizes, held, want) = on_device(move || {
             let capacity = 2 * KV_STEP + 88;
             let mut cache = KvCache::new(1, 1, 2, capacity, 64, Dtype::Float32, quant)?;
             let full = cache.nbytes();
@@ -81,7 +76,7 @@ fn buffers_grow_by_steps_and_keep_what_they_hold() {
 
 #[test]
 fn a_copied_prefix_grows_the_destination() {
-    let (slots, held, want) = on_cpu(|| {
+    let (slots, held, want) = on_device(|| {
         let mut src = KvCache::new(1, 1, 2, 1024, 64, Dtype::Float32, None)?;
         src.update(0, &tokens(0, 400)?, &tokens(0, 400)?)?;
         let mut dst = KvCache::new(1, 1, 2, 1024, 64, Dtype::Float32, None)?;

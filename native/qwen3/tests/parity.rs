@@ -47,11 +47,7 @@ fn check_variant(variant: &str) -> Vec<String> {
             other => panic!("unknown compute {other}"),
         };
         let want_greedy: Vec<u32> = serde_json::from_value(golden["greedy"].clone()).unwrap();
-        let bytes = std::fs::read(dir.join(golden["logits_file"].as_str().unwrap())).unwrap();
-        let want: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let want = read_f32s(&dir.join(golden["logits_file"].as_str().unwrap()));
         let (v, variant_name, prompts2) = (want.len() / prompts.len(), variant.to_string(), prompts.clone());
         let steps = want_greedy.len();
         let (got, greedy_tokens, model_dtype, packed) = on_device(move || {
@@ -144,16 +140,8 @@ fn quantized_kv_cache_matches_mlx_lm() {
         .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
         .collect();
     for bits in [8, 4] {
-        let want_greedy: Vec<u32> = std::fs::read_to_string(dir.join(format!("golden/kv{bits}-greedy.txt")))
-            .unwrap()
-            .split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect();
-        let want: Vec<f32> = std::fs::read(dir.join(format!("golden/kv{bits}-logits.f32")))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let want_greedy = read_tokens(&dir.join(format!("golden/kv{bits}-greedy.txt")));
+        let want = read_f32s(&dir.join(format!("golden/kv{bits}-logits.f32")));
         let (p, steps) = (prompts.clone(), want_greedy.len());
         let (got, greedy_tokens, quantized_bytes, plain_bytes) = on_device(move || {
             let model = load("dense-f32-tied", Some(Dtype::Float32))?;
