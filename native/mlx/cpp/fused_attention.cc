@@ -1,7 +1,7 @@
 // Attention against a KV cache on the CPU, without the copies and the one-float-at-a-time
 // softmax of MLX's fallback (which also copies the cache for grouped-query heads).
 // - A few queries (a decode step): per query head, scores against its key/value head by
-//   dot products, softmax, weighted sum of the values.
+//   dot products, softmax, weighted sum of the values; key/value heads split across threads.
 // - More (a prefill): per head, blocks of queries through BLAS sgemm (scores, then
 //   probabilities × values), with the causal limit applied between the two.
 // Keys and values are read where they lie in the cache, through their strides.
@@ -11,6 +11,7 @@
 
 #include "mlx/cpp/blas.h"
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/thread_pool.h"
 #include "mlx/cpp/vector_math.h"
 
 namespace qwen3_mlx {
@@ -59,28 +60,36 @@ struct Shapes {
   int64_t seen(int64_t t, bool causal) const { return causal ? keys - queries + t + 1 : keys; }
 };
 
+// Key rows below which attend_few stays on one thread (a few microseconds of work).
+constexpr int64_t kKeyRowsToSplit = 2048;
+
+// Pieces of (batch row, key/value head): the group's query heads read that head's keys and
+// values one after the other, while they are still in the core's cache.
 void attend_few(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
   const Shapes n(in);
-  std::vector<float> scaled(n.d), scores(n.keys);
-  float* y = out.data<float>();
-  for (int64_t b = 0; b < n.batch; ++b) {
-    for (int64_t h = 0; h < n.q_heads; ++h) {
-      const HeadMatrix q(in[0], b, h), k(in[1], b, h / n.group), v(in[2], b, h / n.group);
-      for (int64_t t = 0; t < n.queries; ++t, y += n.d) {
-        const float* qr = q.row(t);
-        for (int64_t i = 0; i < n.d; ++i) scaled[i] = scale * qr[i];
-        const int64_t seen = n.seen(t, causal);
-        for (int64_t s = 0; s < seen; ++s) scores[s] = dot(scaled.data(), k.row(s), n.d);
-        softmax_in_place(scores.data(), seen);
-        std::fill(y, y + n.d, 0.0f);
-        for (int64_t s = 0; s < seen; ++s) {
-          const float p = scores[s];
-          const float* vr = v.row(s);
-          for (int64_t i = 0; i < n.d; ++i) y[i] += p * vr[i];
+  float* y_all = out.data<float>();
+  const int64_t key_rows = std::max<int64_t>(1, n.keys * n.group * n.queries);
+  auto piece = [&](int64_t u0, int64_t u1) {
+    std::vector<float> scaled(n.d), scores(n.keys);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t b = u / n.kv_heads, kv = u % n.kv_heads;
+      const HeadMatrix k(in[1], b, kv), v(in[2], b, kv);
+      for (int64_t h = kv * n.group; h < (kv + 1) * n.group; ++h) {
+        const HeadMatrix q(in[0], b, h);
+        float* y = y_all + (b * n.q_heads + h) * n.queries * n.d;
+        for (int64_t t = 0; t < n.queries; ++t, y += n.d) {
+          const float* qr = q.row(t);
+          for (int64_t i = 0; i < n.d; ++i) scaled[i] = scale * qr[i];
+          const int64_t seen = n.seen(t, causal);
+          dots_with_rows(scaled.data(), k.data(), k.ld(), seen, n.d, scores.data());
+          softmax_in_place(scores.data(), seen);
+          weighted_sum_of_rows(scores.data(), v.data(), v.ld(), seen, n.d, y);
         }
       }
     }
-  }
+  };
+  const int64_t units = n.batch * n.kv_heads;
+  parallel_for(units, units * key_rows < kKeyRowsToSplit ? units : 1, piece);
 }
 
 // Queries per sgemm block: bounds the score buffer at 256 × keys floats.

@@ -51,6 +51,65 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* row, int64_t n
   return sum;
 }
 
+__attribute__((target("avx2,fma"))) inline float lanes_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+// Four keys at a time: q's vectors are loaded once for four independent FMA chains.
+__attribute__((target("avx2,fma"))) void dots_avx2(const float* q, const float* keys, int64_t ld, int64_t rows,
+                                                   int64_t d, float* out) {
+  const int64_t body = d - d % 8;
+  int64_t s = 0;
+  for (; s + 4 <= rows; s += 4) {
+    const float* k = keys + s * ld;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t c = 0; c < body; c += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + c);
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + c), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + ld + c), a1);
+      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * ld + c), a2);
+      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 3 * ld + c), a3);
+    }
+    const __m256 sums[4] = {a0, a1, a2, a3};
+    for (int r = 0; r < 4; ++r) {
+      float sum = lanes_sum(sums[r]);
+      for (int64_t c = body; c < d; ++c) sum += q[c] * k[r * ld + c];
+      out[s + r] = sum;
+    }
+  }
+  for (; s < rows; ++s) {
+    const float* k = keys + s * ld;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t c = 0; c < body; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(k + c), acc);
+    float sum = lanes_sum(acc);
+    for (int64_t c = body; c < d; ++c) sum += q[c] * k[c];
+    out[s] = sum;
+  }
+}
+
+// Columns in chunks of 64 held in eight accumulators across all the rows.
+__attribute__((target("avx2,fma"))) void weighted_sum_avx2(const float* p, const float* values, int64_t ld,
+                                                           int64_t rows, int64_t d, float* y) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) {
+    __m256 acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < rows; ++s) {
+      const __m256 ps = _mm256_set1_ps(p[s]);
+      const float* v = values + s * ld + c0;
+      for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(ps, _mm256_loadu_ps(v + 8 * i), acc[i]);
+    }
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(y + c0 + 8 * i, acc[i]);
+  }
+  for (int64_t c = c0; c < d; ++c) {
+    float sum = 0.0f;
+    for (int64_t s = 0; s < rows; ++s) sum += p[s] * values[s * ld + c];
+    y[c] = sum;
+  }
+}
+
 __attribute__((target("avx2,fma"))) void swiglu_avx2(const float* gate, const float* up, float* y, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   int64_t i = 0;
@@ -79,6 +138,26 @@ void softmax_in_place(float* row, int64_t n) {
   const float max = *std::max_element(row, row + n);
   const float inv = 1.0f / exp_shifted(row, n, max);
   for (int64_t i = 0; i < n; ++i) row[i] *= inv;
+}
+
+void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
+#if defined(__x86_64__)
+  if (cpu_has_avx2_fma()) return dots_avx2(q, keys, ld, rows, d, out);
+#endif
+  for (int64_t s = 0; s < rows; ++s) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < d; ++c) sum += q[c] * keys[s * ld + c];
+    out[s] = sum;
+  }
+}
+
+void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y) {
+#if defined(__x86_64__)
+  if (cpu_has_avx2_fma()) return weighted_sum_avx2(p, values, ld, rows, d, y);
+#endif
+  std::fill(y, y + d, 0.0f);
+  for (int64_t s = 0; s < rows; ++s)
+    for (int64_t c = 0; c < d; ++c) y[c] += p[s] * values[s * ld + c];
 }
 
 void swiglu_row(const float* gate, const float* up, float* y, int64_t n) {

@@ -8,6 +8,12 @@ namespace qwen3_mlx {
 // row[..n] ← exp(row - max) / Σ exp(row - max).
 void softmax_in_place(float* row, int64_t n);
 
+// out[s] ← q · keys[s] for s < rows, key s starting at keys + s·ld, each d floats long.
+void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows, int64_t d, float* out);
+
+// y[..d] ← Σ_s p[s] · values[s] for s < rows, value s starting at values + s·ld.
+void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y);
+
 // y[..n] ← silu(gate) · up = gate / (1 + exp(-gate)) · up.
 void swiglu_row(const float* gate, const float* up, float* y, int64_t n);
 

@@ -112,12 +112,12 @@ fn rope_with_given_wavelengths() {
     assert_close("rope with freqs per row", &got, &want, 2e-5);
 }
 
-/// q: `[2, 8, L, 16]` against the first `keys` slots of a `[2, 4, keys + 9, 16]` cache (a
+/// q: `[2, 8, L, D]` against the first `keys` slots of a `[2, 4, keys + 9, D]` cache (a
 /// strided view).
-fn attention(queries: i32, keys: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
+fn attention(queries: i32, keys: i32, d: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String) {
     both(move || {
-        let q = values(&[2, 8, queries, 16], 0.2)?;
-        let cache = |seed| values(&[2, 4, keys + 9, 16], seed)?.slice(&[0, 0, 0, 0], &[2, 4, keys, 16]);
+        let q = values(&[2, 8, queries, d], 0.2)?;
+        let cache = |seed| values(&[2, 4, keys + 9, d], seed)?.slice(&[0, 0, 0, 0], &[2, 4, keys, d]);
         let (k, v) = (cache(1.3)?, cache(2.9)?);
         sdpa(&q, &k, &v, 0.25, if mask { Mask::Causal } else { Mask::None })
     })
@@ -125,18 +125,23 @@ fn attention(queries: i32, keys: i32, mask: bool) -> (Vec<f32>, Vec<f32>, String
 
 #[test]
 fn attention_over_a_cache_view_with_grouped_heads() {
-    // Dot products for up to 8 queries, BLAS blocks of 256 queries beyond.
-    for (queries, keys, causal) in [
-        (1, 11, false),
-        (3, 11, true),
-        (9, 11, true),
-        (300, 310, true),
-        (260, 270, false),
+    // Dot products for up to 8 queries (split across threads by head from 2,048 key rows
+    // read, vector code for 64 columns at a time and the rest), BLAS blocks of 256 queries
+    // beyond.
+    for (queries, keys, d, causal) in [
+        (1, 11, 16, false),
+        (3, 11, 16, true),
+        (9, 11, 16, true),
+        (300, 310, 16, true),
+        (260, 270, 16, false),
+        (1, 2053, 128, false),
+        (2, 1501, 80, true),
+        (5, 7, 130, true),
     ] {
-        let (got, want, name) = attention(queries, keys, causal);
+        let (got, want, name) = attention(queries, keys, d, causal);
         assert_eq!(name, "FusedAttention");
         assert_close(
-            &format!("{queries} queries, {keys} keys, causal {causal}"),
+            &format!("{queries} queries, {keys} keys, head dim {d}, causal {causal}"),
             &got,
             &want,
             2e-5,

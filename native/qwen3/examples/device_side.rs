@@ -5,7 +5,8 @@
 //! without Erlang.
 //!
 //! cargo run --release --example device_side -- CKPT [--device gpu|cpu]
-//!     [--compute checkpoint|float32] [--prompt-lens 128,512] [--decode 128]
+//!     [--compute checkpoint|float32] [--activations float32|int8] [--prompt-lens 128,512]
+//!     [--decode 128]
 
 use mlx::{async_eval, memory, Array, Device, Dtype, Worker};
 use qwen3::{sampler, KvCache, LoadOptions, Model};
@@ -15,6 +16,7 @@ struct Args {
     ckpt: String,
     device: Device,
     float32: bool,
+    int8: bool,
     prompt_lens: Vec<usize>,
     decode: usize,
 }
@@ -25,6 +27,7 @@ fn parse_args() -> Result<Args, String> {
         ckpt: String::new(),
         device: Device::Gpu,
         float32: false,
+        int8: false,
         prompt_lens: vec![128, 512],
         decode: 128,
     };
@@ -36,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
                 args.device = Device::from_name(&v).ok_or(format!("unknown device {v}"))?
             }
             "--compute" => args.float32 = value()? == "float32",
+            "--activations" => args.int8 = value()? == "int8",
             "--prompt-lens" => {
                 args.prompt_lens = value()?
                     .split(',')
@@ -97,6 +101,7 @@ fn decode_gaps(model: &Model, vocab: usize, n: usize) -> qwen3::Result<Vec<f64>>
 fn run(args: Args) -> qwen3::Result<String> {
     let opts = LoadOptions {
         dtype: args.float32.then_some(Dtype::Float32),
+        int8_activations: args.int8,
         ..LoadOptions::default()
     };
     let load_start = Instant::now();
