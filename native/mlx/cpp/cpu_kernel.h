@@ -16,29 +16,30 @@
 
 namespace qwen3_mlx {
 
-// One output, computed on the CPU stream by `run` (given the evaluated inputs and the
-// freshly allocated, row-contiguous output). `params` tells equal nodes apart.
+// Outputs computed together on the CPU stream by `run` (given the evaluated inputs and the
+// freshly allocated, row-contiguous outputs). `params` tells equal nodes apart.
 class CpuKernel : public mx::Primitive {
  public:
-  using Run = std::function<void(const std::vector<mx::array>&, mx::array&)>;
+  using Run = std::function<void(const std::vector<mx::array>&, std::vector<mx::array>&)>;
 
   CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run)
       : mx::Primitive(stream), name_(name), params_(std::move(params)), run_(std::move(run)) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
-    auto& out = outputs[0];
-    out.set_data(mx::allocator::malloc(out.nbytes()));
     auto& encoder = mx::cpu::get_command_encoder(stream());
     for (const auto& a : inputs) encoder.set_input_array(a);
-    encoder.set_output_array(out);
     // The task may run after this node is detached from the graph, so it holds its own
     // handles; weak ones, as MLX's kernels do (eval keeps the buffers alive until done).
-    std::vector<mx::array> in;
+    std::vector<mx::array> in, out;
     in.reserve(inputs.size());
+    out.reserve(outputs.size());
     for (const auto& a : inputs) in.push_back(mx::array::unsafe_weak_copy(a));
-    encoder.dispatch([run = run_, in = std::move(in), out = mx::array::unsafe_weak_copy(out)]() mutable {
-      run(in, out);
-    });
+    for (auto& o : outputs) {
+      o.set_data(mx::allocator::malloc(o.nbytes()));
+      encoder.set_output_array(o);
+      out.push_back(mx::array::unsafe_weak_copy(o));
+    }
+    encoder.dispatch([run = run_, in = std::move(in), out = std::move(out)]() mutable { run(in, out); });
   }
 
   void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
@@ -58,12 +59,26 @@ class CpuKernel : public mx::Primitive {
   Run run_;
 };
 
+// Nodes computing `run` from `inputs`, one float32 output per shape, on this thread's CPU stream.
+inline std::vector<mx::array> cpu_kernel_nodes(const char* name, std::vector<mx::Shape> shapes,
+                                               std::vector<float> params, std::vector<mx::array> inputs,
+                                               CpuKernel::Run run) {
+  auto stream = mx::default_stream(mx::Device::cpu);
+  std::vector<mx::Dtype> dtypes(shapes.size(), mx::float32);
+  auto kernel = std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run));
+  return mx::array::make_arrays(std::move(shapes), dtypes, kernel, inputs);
+}
+
 // One node computing `run` from `inputs`, shaped `shape`, float32, on this thread's CPU stream.
 inline mx::array cpu_kernel_node(const char* name, mx::Shape shape, std::vector<float> params,
-                                 std::vector<mx::array> inputs, CpuKernel::Run run) {
+                                 std::vector<mx::array> inputs,
+                                 std::function<void(const std::vector<mx::array>&, mx::array&)> run) {
   auto stream = mx::default_stream(mx::Device::cpu);
+  auto one = [run = std::move(run)](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
+    run(in, out[0]);
+  };
   return mx::array(std::move(shape), mx::float32,
-                   std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run)), std::move(inputs));
+                   std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(one)), std::move(inputs));
 }
 
 // Rows along the last axis of an evaluated float32 array (a view, a broadcast or a copy).

@@ -3,6 +3,7 @@
 #include "mlx/cpp/packed_linear.h"
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "mlx/cpp/blas.h"
@@ -31,24 +32,49 @@ struct Scratch {
 };
 thread_local Scratch scratch;
 
-// A product of ≤ kDirectRowsMax rows, split across the cores by output feature.
-void few_rows(const PackedIsa& isa, PackedProduct p, const float* x) {
+// Output features [0, Σ n) of products that share their input rows, split across the cores
+// together (so that small products make one hand-out, not one each): `kernel(p, j0, j1)`
+// for each product's part of a piece. Pieces hold at least ~32 KiB of weights (smaller
+// ones cost more to hand out than to run); all the products have the same row size.
+template <class Kernel>
+void split_features(std::span<PackedProduct> ps, Kernel kernel) {
+  const PackedProduct& p = ps[0];
+  const int64_t row_bytes = p.bits > 0 ? p.k * p.bits / 8 + 4 * (p.k / p.group) : 2 * p.k;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
+  int64_t total = 0;
+  for (const auto& q : ps) total += q.n;
+  auto piece = [&](int64_t begin, int64_t end) {
+    int64_t first = 0;
+    for (const auto& q : ps) {
+      const int64_t j0 = std::max(begin, first) - first, j1 = std::min(end, first + q.n) - first;
+      if (j0 < j1) kernel(q, j0, j1);
+      first += q.n;
+    }
+  };
+  parallel_for(total, grain, piece);
+}
+
+// Products of ≤ kDirectRowsMax rows with the same x, its rows prepared once.
+void few_rows(const PackedIsa& isa, std::span<PackedProduct> ps, const float* x) {
+  const PackedProduct& p = ps[0];
+  const float* prepared = x;
+  const float* sums = nullptr;
   if (p.bits > 0) {
     const int64_t groups = p.k / p.group;
     scratch.x.resize(static_cast<size_t>(p.rows * p.k));
     scratch.group_sums.resize(static_cast<size_t>(p.rows * groups));
     isa.prepare_rows(x, p.rows, p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
-    p.x = scratch.x.data();
-    p.x_group_sums = scratch.group_sums.data();
-  } else {
-    p.x = x;
+    prepared = scratch.x.data();
+    sums = scratch.group_sums.data();
   }
-  // Pieces of at least ~32 KiB of weights: smaller ones cost more to hand out than to run.
-  const int64_t row_bytes = p.bits > 0 ? p.k * p.bits / 8 + 4 * (p.k / p.group) : 2 * p.k;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
-  auto piece = [&](int64_t begin, int64_t end) { isa.rows_times(p, begin, end); };
-  parallel_for(p.n, grain, piece);
+  for (auto& q : ps) {
+    q.x = prepared;
+    q.x_group_sums = sums;
+  }
+  split_features(ps, [&](const PackedProduct& q, int64_t j0, int64_t j1) { isa.rows_times(q, j0, j1); });
 }
+
+void few_rows(const PackedIsa& isa, PackedProduct p, const float* x) { few_rows(isa, std::span(&p, 1), x); }
 
 // Many rows: W a tile of rows at a time into float32, then sgemm into y's columns. The
 // tile is dequantized across the cores in the order prepare_rows gives x's columns, so
@@ -89,9 +115,10 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
   }
 }
 
-// Any number of rows through the int8 kernels: the rows quantized across the cores, then
-// the output features split across them.
-void int8_product(PackedProduct p, const float* x, int64_t rows) {
+// Any number of rows through the int8 kernels, for products with the same x: the rows
+// quantized across the cores once, then the output features split across them.
+void int8_products(std::span<PackedProduct> ps, const float* x, int64_t rows) {
+  const PackedProduct& p = ps[0];
   const int64_t k = p.k, groups = k / p.group, per_row = int8_lane_scales_per_row(p.bits, k);
   scratch.q.resize(static_cast<size_t>(rows * k));
   scratch.lane_scales.resize(static_cast<size_t>(rows * per_row));
@@ -104,10 +131,7 @@ void int8_product(PackedProduct p, const float* x, int64_t rows) {
   };
   parallel_for(rows, 16, prepare);
   const Int8Rows xs{q, lanes, sums, static_cast<int>(rows)};
-  const int64_t row_bytes = k * p.bits / 8 + 4 * groups;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
-  auto piece = [&](int64_t begin, int64_t end) { int8_rows_times(p, xs, begin, end); };
-  parallel_for(p.n, grain, piece);
+  split_features(ps, [&](const PackedProduct& one, int64_t j0, int64_t j1) { int8_rows_times(one, xs, j0, j1); });
 }
 
 // x's rows, row-contiguous: as they are, or gathered (a view, a broadcast).
@@ -123,29 +147,43 @@ const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
   return scratch.gathered.data();
 }
 
-void run_product(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
+// Products of in[0] with the affine weights in[1 + 3i .. 3 + 3i] (or half weights in[1])
+// into outs[i], all of one layout: through `isa`'s kernels, or the int8 ones where null.
+void run_products(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in,
+                  std::vector<mx::array>& outs) {
   const auto& x = in[0];
   const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
   const float* xs = input_rows(x, rows, k);
-  PackedProduct p{};
-  p.w = in[1].data<uint8_t>();
-  p.bits = bits;
-  p.group = group;
-  p.n = out.shape(-1);
-  p.k = k;
-  p.y = out.data<float>();
-  if (bits > 0) {
-    p.scales = in[2].data<uint8_t>();
-    p.biases = in[3].data<uint8_t>();
-    p.type = *stored_type(in[2].dtype());
-  } else {
-    p.type = *stored_type(in[1].dtype());
+  std::vector<PackedProduct> ps(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    PackedProduct& p = ps[i];
+    p.w = in[1 + 3 * i].data<uint8_t>();
+    p.bits = bits;
+    p.group = group;
+    p.rows = static_cast<int>(std::min<int64_t>(rows, kDirectRowsMax));
+    p.n = outs[i].shape(-1);
+    p.k = k;
+    p.y = outs[i].data<float>();
+    if (bits > 0) {
+      p.scales = in[2 + 3 * i].data<uint8_t>();
+      p.biases = in[3 + 3 * i].data<uint8_t>();
+      p.type = *stored_type(in[2 + 3 * i].dtype());
+    } else {
+      p.type = *stored_type(in[1].dtype());
+    }
   }
-  if (isa) {
-    packed_rows_product(*isa, p, xs, rows);
+  if (!isa) {
+    int8_products(ps, xs, rows);
+  } else if (rows <= kDirectRowsMax) {
+    few_rows(*isa, ps, xs);
   } else {
-    int8_product(p, xs, rows);
+    for (const auto& p : ps) many_rows(*isa, p, xs, rows);
   }
+}
+
+void run_product(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
+  std::vector<mx::array> outs{out};
+  run_products(isa, bits, group, in, outs);
 }
 
 bool applies_to(const mx::array& x, int64_t k) {
@@ -187,33 +225,50 @@ mx::array row_contiguous(const mx::array& a) {
   return mx::contiguous(a, false, mx::Device::cpu);
 }
 
-std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
-                                              const mx::array& biases, int group, int bits, bool int8) {
-  if (w.ndim() != 2 || w.dtype() != mx::uint32 || group <= 0 || bits <= 0) return std::nullopt;
-  const int n = w.shape(0);
-  const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
-  const mx::Shape groups{n, static_cast<int>(k / group)};
+std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, const std::vector<mx::array>& parts,
+                                                           int group, int bits, bool int8) {
+  if (parts.empty() || parts.size() % 3 != 0 || group <= 0 || bits <= 0) return std::nullopt;
   const auto* isa = isa_for(bits, group);
-  if (!isa || !applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
-      scales.dtype() != biases.dtype() || !stored_type(scales.dtype())) {
-    return std::nullopt;
+  std::vector<mx::Shape> shapes;
+  std::vector<mx::array> inputs{x};
+  for (size_t i = 0; i < parts.size(); i += 3) {
+    const auto &w = parts[i], &scales = parts[i + 1], &biases = parts[i + 2];
+    if (w.ndim() != 2 || w.dtype() != mx::uint32) return std::nullopt;
+    const int n = w.shape(0);
+    const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
+    const mx::Shape groups{n, static_cast<int>(k / group)};
+    if (!isa || !applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
+        scales.dtype() != biases.dtype() || scales.dtype() != parts[1].dtype() || !stored_type(scales.dtype())) {
+      return std::nullopt;
+    }
+    shapes.push_back(out_shape(x, n));
+    inputs.insert(inputs.end(), {row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
   }
+  const int64_t k = x.shape(-1);
+  const float count = static_cast<float>(shapes.size());
   // One row of 8-bit weights reads 1 byte per value and the float kernels keep up with
   // memory there (0.6B-shaped LM head: 3.3 against 4.3 ms on an AMD EPYC): exact and faster.
   const bool single_8bit_row = bits == 8 && static_cast<int64_t>(x.size()) == k;
   if (int8 && !single_8bit_row && int8_activations_supported(bits, group, k)) {
-    return cpu_kernel_node("PackedAffineLinearInt8", out_shape(x, n), {static_cast<float>(bits), static_cast<float>(group)},
-                           {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
-                           [bits, group](const std::vector<mx::array>& in, mx::array& out) {
-                             run_product(nullptr, bits, group, in, out);
-                           });
+    return cpu_kernel_nodes("PackedAffineLinearInt8", std::move(shapes),
+                            {static_cast<float>(bits), static_cast<float>(group), count}, std::move(inputs),
+                            [bits, group](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
+                              run_products(nullptr, bits, group, in, out);
+                            });
   }
-  return cpu_kernel_node("PackedAffineLinear", out_shape(x, n),
-                         {static_cast<float>(bits), static_cast<float>(group), static_cast<float>(isa->lanes)},
-                         {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)},
-                         [isa, bits, group](const std::vector<mx::array>& in, mx::array& out) {
-                           run_product(isa, bits, group, in, out);
-                         });
+  return cpu_kernel_nodes(
+      "PackedAffineLinear", std::move(shapes),
+      {static_cast<float>(bits), static_cast<float>(group), static_cast<float>(isa->lanes), count}, std::move(inputs),
+      [isa, bits, group](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
+        run_products(isa, bits, group, in, out);
+      });
+}
+
+std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::array& w, const mx::array& scales,
+                                              const mx::array& biases, int group, int bits, bool int8) {
+  auto out = packed_affine_linears(x, {w, scales, biases}, group, bits, int8);
+  if (!out) return std::nullopt;
+  return (*out)[0];
 }
 
 std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w) {

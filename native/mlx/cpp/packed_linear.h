@@ -22,6 +22,13 @@ std::optional<mx::array> packed_affine_linear(const mx::array& x, const mx::arra
                                               const mx::array& biases, int group, int bits, bool int8 = false);
 std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array& w);
 
+// Products that share x (q/k/v, gate/up): `parts` holds each matrix's weight, scales and
+// biases in turn, all of one layout; one node with an output per matrix, x prepared once
+// and all their rows split across the cores in one hand-out. nullopt where
+// packed_affine_linear would not take each of them alike.
+std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, const std::vector<mx::array>& parts,
+                                                           int group, int bits, bool int8 = false);
+
 // What expert_linear.cc shares: the kernels in effect on this thread for `bits`/`group`
 // (null if none), the kernels' name for a dtype, one product of `rows` row-contiguous float32
 // rows (all fields of `p` but x and rows set), and an input made row-contiguous (loaded

@@ -285,6 +285,17 @@ UArray quantized_linear(const Array& x, const Array& w, const Array& scales, con
   return own(mx::quantized_matmul(x, w, s, b, true, group_size, bits, "affine", dev()));
 }
 
+std::unique_ptr<ArrayVec> quantized_linears(const Array& x, const ArrayVec& parts, int32_t group_size, int32_t bits,
+                                            bool int8) {
+  if (auto fused = packed_affine_linears(x, parts, group_size, bits, int8))
+    return std::make_unique<ArrayVec>(std::move(*fused));
+  if (parts.size() % 3 != 0) throw std::invalid_argument("quantized_linears: parts come as weight, scales, biases");
+  auto out = std::make_unique<ArrayVec>();
+  for (size_t i = 0; i < parts.size(); i += 3)
+    out->push_back(*quantized_linear(x, parts[i], parts[i + 1], parts[i + 2], group_size, bits, int8));
+  return out;
+}
+
 UArray expert_linear(const Array& x, const Array& w, const Array& indices) {
   return own(qwen3_mlx::expert_linear(x, w, indices, thread_device));
 }

@@ -109,6 +109,8 @@ UArray dequantize_kv(const Array& w, const Array& scales, const Array& biases, i
 // project's kernels (cpp/packed_linear.cc), anything else MLX's quantized_matmul.
 UArray quantized_linear(const Array& x, const Array& w, const Array& scales, const Array& biases,
                         int32_t group_size, int32_t bits, bool int8);
+std::unique_ptr<ArrayVec> quantized_linears(const Array& x, const ArrayVec& parts, int32_t group_size, int32_t bits,
+                                            bool int8);
 // x [..., X, k] times the experts `indices` [..., top_k] picks from a stack W [E, n, k]
 // (dense or affine-quantized) → [..., top_k, n] (cpp/expert_linear.cc).
 UArray expert_linear(const Array& x, const Array& w, const Array& indices);

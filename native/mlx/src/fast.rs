@@ -2,7 +2,7 @@
 //! SwiGLU and top-p are one graph node each (cpp/fused_*.cc); elsewhere they are
 //! `mlx::core::fast`'s kernels (on the CPU, its fallback graphs) or plain MLX ops.
 
-use crate::array::{wrap, Array};
+use crate::array::{from_vec, with_vec, wrap, Array};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::ffi::bridge;
@@ -162,6 +162,24 @@ pub fn quantized_linear_int8(
     bits: i32,
 ) -> Result<Array> {
     packed_product(x, [w, scales, biases], group_size, bits, true)
+}
+
+/// `x · dequantize(wᵢ)ᵀ` for matrices `[wᵢ, scalesᵢ, biasesᵢ]` of one layout that share
+/// `x` (q/k/v, gate/up): the same products as [`quantized_linear`] (or, `int8`,
+/// [`quantized_linear_int8`]), one output each. On the CPU's kernels they are one graph
+/// node: `x` is prepared once and all their rows are split across the cores together.
+pub fn quantized_linears(
+    x: &Array,
+    parts: &[[&Array; 3]],
+    group_size: i32,
+    bits: i32,
+    int8: bool,
+) -> Result<Vec<Array>> {
+    let flat: Vec<&Array> = parts.iter().flatten().copied().collect();
+    let out = with_vec(&flat, |v| {
+        bridge::quantized_linears(&x.raw, v, group_size, bits, int8)
+    })?;
+    from_vec(&out)
 }
 
 fn packed_product(

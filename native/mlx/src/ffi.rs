@@ -132,6 +132,13 @@ pub(crate) mod bridge {
             bits: i32,
             int8: bool,
         ) -> Result<UniquePtr<Array>>;
+        fn quantized_linears(
+            x: &Array,
+            parts: &ArrayVec,
+            group_size: i32,
+            bits: i32,
+            int8: bool,
+        ) -> Result<UniquePtr<ArrayVec>>;
         fn expert_linear(x: &Array, w: &Array, indices: &Array) -> Result<UniquePtr<Array>>;
         fn expert_quantized_linear(
             x: &Array,

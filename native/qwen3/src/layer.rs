@@ -272,8 +272,8 @@ impl Layer {
         if let (Some(router), Some(moe)) = (&self.router, &d.moe) {
             return sparse_mlp(x, router, matrices, moe);
         }
-        let hidden = swiglu(&self.gate_proj.linear(x)?, &self.up_proj.linear(x)?)?;
-        self.down_proj.linear(&hidden)
+        let [gate, up] = Matrix::linears(x, [&self.gate_proj, &self.up_proj])?;
+        self.down_proj.linear(&swiglu(&gate, &up)?)
     }
 }
 
@@ -359,11 +359,11 @@ impl Layer {
 
     /// q, k, v as `[B, heads, L, head_dim]`, q and k normed (RoPE not applied yet).
     fn project(&self, x: &Array, b: i32, l: i32, d: &Dims) -> Result<(Array, Array, Array)> {
-        let heads =
-            |m: &Matrix, n: i32| -> Result<Array> { Ok(m.linear(x)?.reshape(&[b, l, n, d.head_dim])?) };
-        let q = rms_norm(&heads(&self.q_proj, d.heads)?, &self.q_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let k = rms_norm(&heads(&self.k_proj, d.kv_heads)?, &self.k_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let v = heads(&self.v_proj, d.kv_heads)?.transpose(&[0, 2, 1, 3])?;
+        let [q, k, v] = Matrix::linears(x, [&self.q_proj, &self.k_proj, &self.v_proj])?;
+        let heads = |a: &Array, n: i32| a.reshape(&[b, l, n, d.head_dim]);
+        let q = rms_norm(&heads(&q, d.heads)?, &self.q_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
+        let k = rms_norm(&heads(&k, d.kv_heads)?, &self.k_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
+        let v = heads(&v, d.kv_heads)?.transpose(&[0, 2, 1, 3])?;
         Ok((q, k, v))
     }
 

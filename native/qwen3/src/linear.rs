@@ -3,7 +3,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::QuantParams;
 use crate::error::{bail, Result};
-use mlx::fast::{dequantize, quantized_linear, quantized_linear_int8};
+use mlx::fast::{dequantize, quantized_linear, quantized_linear_int8, quantized_linears};
 use mlx::{Array, Dtype};
 
 /// How a checkpoint's weight matrices are held in memory.
@@ -308,6 +308,50 @@ impl Matrix {
                 product(x, weight, scales, biases, params.group_size, params.bits)?
             }
         })
+    }
+
+    /// `x · Wᵢᵀ` for matrices that share the input `x` (q/k/v, gate/up), one output each:
+    /// packed matrices of one layout as one product (x prepared once, their rows split
+    /// across the cores together), others one by one.
+    pub fn linears<const N: usize>(x: &Array, matrices: [&Matrix; N]) -> Result<[Array; N]> {
+        let outputs = match Matrix::shared_layout(&matrices) {
+            Some((params, int8)) => {
+                let parts: Vec<[&Array; 3]> = matrices
+                    .iter()
+                    .filter_map(|m| match m {
+                        Matrix::Quantized {
+                            weight,
+                            scales,
+                            biases,
+                            ..
+                        } => Some([weight, scales, biases]),
+                        Matrix::Dense(_) => None,
+                    })
+                    .collect();
+                quantized_linears(x, &parts, params.group_size, params.bits, int8)?
+            }
+            None => matrices.iter().map(|m| m.linear(x)).collect::<Result<Vec<_>>>()?,
+        };
+        match outputs.try_into() {
+            Ok(all) => Ok(all),
+            Err(v) => Err(mlx::Error::Mlx(format!("expected {N} products, got {}", v.len())).into()),
+        }
+    }
+
+    /// The packing and int8 choice all `matrices` share, if all are packed alike.
+    fn shared_layout(matrices: &[&Matrix]) -> Option<(QuantParams, bool)> {
+        let mut shared = None;
+        for m in matrices {
+            let Matrix::Quantized { params, int8, .. } = m else {
+                return None;
+            };
+            match shared {
+                None => shared = Some((*params, *int8)),
+                Some(s) if s != (*params, *int8) => return None,
+                Some(_) => {}
+            }
+        }
+        shared
     }
 
     /// Rows of `W` picked by integer `ids` (any shape), in `dtype`: an embedding lookup.
