@@ -23,11 +23,7 @@ void rms_norm_rows(const std::vector<mx::array>& in, mx::array& out, float eps) 
   std::vector<float> xs, ws;
   const float* weight = w.row(0, ws);
   float* y = out.data<float>();
-  for (int64_t r = 0; r < rows; ++r, y += d) {
-    const float* row = x.row(r, xs);
-    const float inv = 1.0f / std::sqrt(dot(row, row, d) / static_cast<float>(d) + eps);
-    for (int64_t i = 0; i < d; ++i) y[i] = (row[i] * inv) * weight[i];
-  }
+  for (int64_t r = 0; r < rows; ++r, y += d) rms_norm_row(x.row(r, xs), weight, d, eps, y);
 }
 
 void swiglu_rows(const std::vector<mx::array>& in, mx::array& out) {

@@ -28,6 +28,12 @@ std::optional<mx::array> fused_rms_norm(const mx::array& x, const mx::array& wei
 std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool traditional, float base, float scale,
                                     const mx::array& offsets, const mx::array* freqs = nullptr);
 
+// x: [B, T, H·D] (a projection's output), weight: [D] → [B, H, T, D]: each head
+// rms_norm'd with `weight`, times `factor`, then rotated as fused_rope does (scale 1): the
+// reshape, norm, transpose and RoPE of q and k in one node.
+std::optional<mx::array> fused_norm_rope(const mx::array& x, const mx::array& weight, float eps, int heads, float base,
+                                         const mx::array& offsets, const mx::array* freqs, float factor);
+
 // q: [B, Hq, L, D], k and v: [B, Hkv, S, D] with Hq a multiple of Hkv, L ≤ S. Causal: query
 // t sees keys ..S - L + t. Up to kFusedAttentionQueries queries run as dot products, more
 // through BLAS sgemm.

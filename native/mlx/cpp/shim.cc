@@ -236,6 +236,21 @@ UArray rope_freqs(const Array& x, int32_t dims, bool traditional, float scale, c
   return own(mx::fast::rope(x, dims, traditional, std::nullopt, scale, offsets, freqs, dev()));
 }
 
+UArray norm_rope(const Array& x, const Array& weight, float eps, int32_t heads, float base, const Array& offsets,
+                 const Array& freqs, bool has_freqs, float factor) {
+  if (auto fused = fused_norm_rope(x, weight, eps, heads, base, offsets, has_freqs ? &freqs : nullptr, factor)) {
+    return own(std::move(*fused));
+  }
+  // The same steps one op each (another device or dtype, or the fused kernels off).
+  if (x.ndim() != 3 || weight.ndim() != 1) throw std::invalid_argument("norm_rope: x must be [B, T, H·D], weight [D]");
+  const int d = weight.shape(0);
+  auto heads_of = mx::reshape(x, {x.shape(0), x.shape(1), heads, d}, dev());
+  auto normed = mx::transpose(*rms_norm(heads_of, weight, eps), {0, 2, 1, 3}, dev());
+  if (factor != 1.0f) normed = mx::multiply(normed, mx::array(factor, normed.dtype()), dev());
+  if (has_freqs) return rope_freqs(normed, d, false, 1.0f, offsets, freqs);
+  return rope_offsets(normed, d, false, base, 1.0f, offsets);
+}
+
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal) {
   if (auto fused = fused_attention(q, k, v, scale, causal)) return own(std::move(*fused));
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev()));

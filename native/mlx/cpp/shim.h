@@ -89,6 +89,8 @@ UArray rope_offsets(const Array& x, int32_t dims, bool traditional, float base, 
                     const Array& offsets);
 UArray rope_freqs(const Array& x, int32_t dims, bool traditional, float scale, const Array& offsets,
                   const Array& freqs);
+UArray norm_rope(const Array& x, const Array& weight, float eps, int32_t heads, float base, const Array& offsets,
+                 const Array& freqs, bool has_freqs, float factor);
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
 UArray swiglu(const Array& gate, const Array& up);

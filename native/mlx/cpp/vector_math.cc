@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mlx/cpp/cpu_kernel.h"
 #include "mlx/cpp/few_rows.h"
 
 #if defined(__x86_64__)
@@ -158,6 +159,11 @@ void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64
   std::fill(y, y + d, 0.0f);
   for (int64_t s = 0; s < rows; ++s)
     for (int64_t c = 0; c < d; ++c) y[c] += p[s] * values[s * ld + c];
+}
+
+void rms_norm_row(const float* row, const float* weight, int64_t d, float eps, float* y) {
+  const float inv = 1.0f / std::sqrt(dot(row, row, d) / static_cast<float>(d) + eps);
+  for (int64_t i = 0; i < d; ++i) y[i] = (row[i] * inv) * weight[i];
 }
 
 void swiglu_row(const float* gate, const float* up, float* y, int64_t n) {

@@ -14,6 +14,9 @@ void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows,
 // y[..d] ← Σ_s p[s] · values[s] for s < rows, value s starting at values + s·ld.
 void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y);
 
+// y[..d] ← row / sqrt(mean(row²) + eps) · weight, normalized in float32 then scaled (MLX's order).
+void rms_norm_row(const float* row, const float* weight, int64_t d, float eps, float* y);
+
 // y[..n] ← silu(gate) · up = gate / (1 + exp(-gate)) · up.
 void swiglu_row(const float* gate, const float* up, float* y, int64_t n);
 

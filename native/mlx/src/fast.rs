@@ -56,6 +56,35 @@ pub fn rope_freqs(
     ))
 }
 
+/// q or k from its projection: `x` `[B, T, heads · D]` → `[B, heads, T, D]`, each head
+/// [`rms_norm`]'d with `weight` (`[D]`), times `factor` (YaRN's attention factor; 1: none),
+/// then rotated as [`rope_offsets`] (`base`) or, with `freqs`, [`rope_freqs`] does (scale 1,
+/// positions from `offsets`, int32 `[1]` or `[B]`). On the CPU in float32 one node; elsewhere
+/// those ops one by one.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_rope(
+    x: &Array,
+    weight: &Array,
+    eps: f32,
+    heads: i32,
+    base: f32,
+    offsets: &Array,
+    freqs: Option<&Array>,
+    factor: f32,
+) -> Result<Array> {
+    wrap(bridge::norm_rope(
+        &x.raw,
+        &weight.raw,
+        eps,
+        heads,
+        base,
+        &offsets.raw,
+        &freqs.unwrap_or(offsets).raw,
+        freqs.is_some(),
+        factor,
+    ))
+}
+
 /// The attention mask given to [`sdpa`].
 #[derive(Clone, Copy)]
 pub enum Mask<'a> {

@@ -91,6 +91,18 @@ pub(crate) mod bridge {
             offsets: &Array,
             freqs: &Array,
         ) -> Result<UniquePtr<Array>>;
+        #[allow(clippy::too_many_arguments)]
+        fn norm_rope(
+            x: &Array,
+            weight: &Array,
+            eps: f32,
+            heads: i32,
+            base: f32,
+            offsets: &Array,
+            freqs: &Array,
+            has_freqs: bool,
+            factor: f32,
+        ) -> Result<UniquePtr<Array>>;
         fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<UniquePtr<Array>>;
         fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
             -> Result<UniquePtr<Array>>;

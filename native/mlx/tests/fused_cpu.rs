@@ -4,7 +4,9 @@
 //! different order; measured ≤ 2e-6); RoPE at position 1000 gets 1e-4 (measured 4e-5), as
 //! its angles carry ~6e-5 rad of float32 rounding on either side.
 
-use mlx::fast::{rms_norm, rope, rope_freqs, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask};
+use mlx::fast::{
+    norm_rope, rms_norm, rope, rope_freqs, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask,
+};
 use mlx::{Array, Device, Dtype, Result, Worker};
 
 /// Deterministic values in (-2, 2), in a `shape` array.
@@ -110,6 +112,47 @@ fn rope_with_given_wavelengths() {
     });
     assert_eq!(name, "FusedRope");
     assert_close("rope with freqs per row", &got, &want, 2e-5);
+}
+
+#[test]
+fn norm_rope_from_a_projection() {
+    // [B = 2, T = 3, 4 heads · 16] → [2, 4, 3, 16]: one start, one per row, YaRN's
+    // wavelengths and factor; the projection as a strided view once.
+    let freqs: Vec<f32> = (0..8).map(|i| 10_000f32.powf(i as f32 / 8.0) * 1.5).collect();
+    for (per_row, yarn, strided) in [(false, false, false), (true, false, true), (true, true, false)] {
+        let f = freqs.clone();
+        let (got, want, name) = both(move || {
+            let x = if strided {
+                values(&[3, 2, 64], 0.2)?.transpose(&[1, 0, 2])?
+            } else {
+                values(&[2, 3, 64], 0.2)?
+            };
+            let starts = if per_row {
+                Array::from_slice(&[7i32, 260], &[2])?
+            } else {
+                Array::from_slice(&[41i32], &[1])?
+            };
+            let freqs = Array::from_slice(&f, &[8])?;
+            let (freqs, factor) = if yarn { (Some(&freqs), 1.2) } else { (None, 1.0) };
+            norm_rope(
+                &x,
+                &values(&[16], 1.7)?,
+                1e-6,
+                4,
+                1_000_000.0,
+                &starts,
+                freqs,
+                factor,
+            )
+        });
+        assert_eq!(name, "FusedNormRope");
+        assert_close(
+            &format!("norm + rope, per row {per_row}, yarn {yarn}, strided {strided}"),
+            &got,
+            &want,
+            1e-4,
+        );
+    }
 }
 
 /// q: `[2, 8, L, D]` against the first `keys` slots of a `[2, 4, keys + 9, D]` cache (a

@@ -306,15 +306,12 @@ impl Layer {
         let (q, k, v) = self.project(x, b, l, d)?;
 
         let padding = cache.left_padding().map(|p| p.to_vec());
-        let (q, k) = match &padding {
-            None => (d.rope.apply(&q, offset)?, d.rope.apply(&k, offset)?),
-            Some(pad) => {
-                // Row b's first real token sits at slot pad[b]: its position is slot - pad[b].
-                let starts: Vec<i32> = pad.iter().map(|p| offset - p).collect();
-                let starts = Array::from_slice(&starts, &[b])?;
-                (d.rope.apply_from(&q, &starts)?, d.rope.apply_from(&k, &starts)?)
-            }
+        let starts = match &padding {
+            None => Array::from_slice(&[offset], &[1])?,
+            // Row b's first real token sits at slot pad[b]: its position is slot - pad[b].
+            Some(pad) => Array::from_slice(&pad.iter().map(|p| offset - p).collect::<Vec<_>>(), &[b])?,
         };
+        let (q, k) = (self.rotated_q(&q, &starts, d)?, self.rotated_k(&k, &starts, d)?);
         let (keys, values) = cache.update(index, &k, &v)?;
         let scale = (d.head_dim as f32).powf(-0.5);
         let out = match &padding {
@@ -345,26 +342,34 @@ impl Layer {
         let mut outs = Vec::with_capacity(caches.len());
         for (row, cache) in caches.iter_mut().enumerate() {
             let r = row as i32;
-            let pick = |a: &Array, heads: i32| a.slice(&[r, 0, 0, 0], &[r + 1, heads, l, d.head_dim]);
-            let offset = cache.layer_offset(index);
-            let rotate = |a: &Array| d.rope.apply(a, offset);
-            let k_row = rotate(&pick(&k, d.kv_heads)?)?;
-            let (keys, values) = cache.update(index, &k_row, &pick(&v, d.kv_heads)?)?;
-            let q_row = rotate(&pick(&q, d.heads)?)?;
+            let pick = |a: &Array| a.slice(&[r, 0, 0], &[r + 1, l, a.dim(2)?]);
+            let starts = Array::from_slice(&[cache.layer_offset(index)], &[1])?;
+            let k_row = self.rotated_k(&pick(&k)?, &starts, d)?;
+            let v_row = v.slice(&[r, 0, 0, 0], &[r + 1, d.kv_heads, l, d.head_dim])?;
+            let (keys, values) = cache.update(index, &k_row, &v_row)?;
+            let q_row = self.rotated_q(&pick(&q)?, &starts, d)?;
             outs.push(sdpa(&q_row, &keys, &values, scale, mask)?);
         }
         let out = concatenate(&outs.iter().collect::<Vec<_>>(), 0)?;
         self.output(&out, b, l, d)
     }
 
-    /// q, k, v as `[B, heads, L, head_dim]`, q and k normed (RoPE not applied yet).
+    /// q and k as projected (`[B, L, heads · head_dim]`), v as `[B, kv_heads, L, head_dim]`.
     fn project(&self, x: &Array, b: i32, l: i32, d: &Dims) -> Result<(Array, Array, Array)> {
         let [q, k, v] = Matrix::linears(x, [&self.q_proj, &self.k_proj, &self.v_proj])?;
-        let heads = |a: &Array, n: i32| a.reshape(&[b, l, n, d.head_dim]);
-        let q = rms_norm(&heads(&q, d.heads)?, &self.q_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let k = rms_norm(&heads(&k, d.kv_heads)?, &self.k_norm, d.eps)?.transpose(&[0, 2, 1, 3])?;
-        let v = heads(&v, d.kv_heads)?.transpose(&[0, 2, 1, 3])?;
+        let v = v
+            .reshape(&[b, l, d.kv_heads, d.head_dim])?
+            .transpose(&[0, 2, 1, 3])?;
         Ok((q, k, v))
+    }
+
+    /// Projected q as `[B, heads, L, head_dim]`, each head normed, then rotated from `starts`.
+    fn rotated_q(&self, q: &Array, starts: &Array, d: &Dims) -> Result<Array> {
+        d.rope.apply_normed(q, d.heads, &self.q_norm, d.eps, starts)
+    }
+
+    fn rotated_k(&self, k: &Array, starts: &Array, d: &Dims) -> Result<Array> {
+        d.rope.apply_normed(k, d.kv_heads, &self.k_norm, d.eps, starts)
     }
 
     /// Attention output `[B, heads, L, head_dim]` → output projection `[B, L, hidden]`.

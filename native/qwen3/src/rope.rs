@@ -3,7 +3,7 @@
 //! (transformers ≥ 5) `rope_parameters`. Any other scaling is refused by name.
 
 use crate::error::{bail, Result};
-use mlx::fast::{rope, rope_freqs, rope_offsets};
+use mlx::fast::{norm_rope, rope, rope_freqs, rope_offsets};
 use mlx::{Array, Dtype};
 use serde_json::Value;
 
@@ -156,6 +156,26 @@ impl Rope {
             }
         };
         Ok(Rope { head_dim, base, yarn })
+    }
+
+    /// q or k straight from its projection, `x` `[B, L, heads · head_dim]` →
+    /// `[B, heads, L, head_dim]`: each head rms_norm'd with `weight`, then rotated as
+    /// [`Rope::apply_from`] does (`starts`: int32 `[1]` or `[B]`); one node on the CPU.
+    pub fn apply_normed(
+        &self,
+        x: &Array,
+        heads: i32,
+        weight: &Array,
+        eps: f32,
+        starts: &Array,
+    ) -> Result<Array> {
+        let (freqs, factor) = match &self.yarn {
+            None => (None, 1.0),
+            Some((freqs, factor)) => (Some(freqs), *factor),
+        };
+        Ok(norm_rope(
+            x, weight, eps, heads, self.base, starts, freqs, factor,
+        )?)
     }
 
     /// `x`: `[B, heads, L, head_dim]`, positions from `offset`.
