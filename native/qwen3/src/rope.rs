@@ -3,8 +3,8 @@
 //! (transformers ≥ 5) `rope_parameters`. Any other scaling is refused by name.
 
 use crate::error::{bail, Result};
-use mlx::fast::{norm_rope, rope, rope_freqs, rope_offsets};
-use mlx::{Array, Dtype};
+use mlx::fast::norm_rope;
+use mlx::Array;
 use serde_json::Value;
 
 /// YaRN's settings, with the defaults transformers and mlx-lm share.
@@ -139,7 +139,6 @@ fn yarn_mscale(factor: f64, mscale: f64) -> f64 {
 /// RoPE over whole heads of `head_dim`, as the model applies it to q and k.
 #[derive(Debug)]
 pub struct Rope {
-    head_dim: i32,
     base: f32,
     /// YaRN: each pair's wavelength (float32 `[head_dim / 2]`) and q/k's factor.
     yarn: Option<(Array, f32)>,
@@ -155,12 +154,13 @@ impl Rope {
                 Some((freqs, y.attention_factor as f32))
             }
         };
-        Ok(Rope { head_dim, base, yarn })
+        Ok(Rope { base, yarn })
     }
 
     /// q or k straight from its projection, `x` `[B, L, heads · head_dim]` →
-    /// `[B, heads, L, head_dim]`: each head rms_norm'd with `weight`, then rotated as
-    /// [`Rope::apply_from`] does (`starts`: int32 `[1]` or `[B]`); one node on the CPU.
+    /// `[B, heads, L, head_dim]`: each head rms_norm'd with `weight`, times YaRN's attention
+    /// factor (in x's dtype, as mlx-lm multiplies), then rotated, row b's first token at
+    /// position `starts[b]` (int32 `[B]`, or `[1]` for every row); one node on the CPU.
     pub fn apply_normed(
         &self,
         x: &Array,
@@ -177,39 +177,6 @@ impl Rope {
             x, weight, eps, heads, self.base, starts, freqs, factor,
         )?)
     }
-
-    /// `x`: `[B, heads, L, head_dim]`, positions from `offset`.
-    pub fn apply(&self, x: &Array, offset: i32) -> Result<Array> {
-        match &self.yarn {
-            None => Ok(rope(x, self.head_dim, false, self.base, 1.0, offset)?),
-            Some(_) => self.apply_from(x, &Array::from_slice(&[offset], &[1])?),
-        }
-    }
-
-    /// Like [`Rope::apply`] with row `b` starting at position `starts[b]` (int32 `[B]`, or `[1]`
-    /// for every row).
-    pub fn apply_from(&self, x: &Array, starts: &Array) -> Result<Array> {
-        match &self.yarn {
-            None => Ok(rope_offsets(x, self.head_dim, false, self.base, 1.0, starts)?),
-            Some((freqs, factor)) => Ok(rope_freqs(
-                &scaled(x, *factor)?,
-                self.head_dim,
-                false,
-                1.0,
-                starts,
-                freqs,
-            )?),
-        }
-    }
-}
-
-/// `x · factor` in x's own dtype (a bf16 model stays bf16, as mlx-lm's multiply keeps it).
-fn scaled(x: &Array, factor: f32) -> Result<Array> {
-    if factor == 1.0 {
-        return Ok(x.clone());
-    }
-    let dtype: Dtype = x.dtype();
-    Ok(x.multiply(&Array::full(&[], factor as f64, dtype)?)?)
 }
 
 #[cfg(test)]
