@@ -5,6 +5,7 @@
 #include "mlx/cpp/few_rows.h"
 
 #include "mlx/cpp/thread_pool.h"
+#include "mlx/cpp/vector_math.h"
 
 #include <algorithm>
 #include <thread>
@@ -17,13 +18,6 @@ namespace qwen3_mlx {
 namespace {
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
 // Weight rows j..j+Ws times every input row. An FMA waits ~4 cycles for its accumulator,
 // so there must be ≥ 8 independent ones: with few input rows, several weight rows go
 // together. Fully unrolled, so the accumulators live in registers.
@@ -48,7 +42,7 @@ __attribute__((target("avx2,fma"))) inline void block(const float* x, const floa
   for (int u = 0; u < Ws; ++u) {
     const float* wj = w + static_cast<size_t>(j + u) * k;
     for (int r = 0; r < Rows; ++r) {
-      float sum = horizontal_sum(acc[u][r]);
+      float sum = lanes_sum(acc[u][r]);
       for (int c = body; c < k; ++c) sum += wj[c] * x[static_cast<size_t>(r) * k + c];
       y[static_cast<size_t>(r) * n + j + u] = sum;
     }

@@ -95,14 +95,19 @@ void norm_rope_rows(const std::vector<mx::array>& in, mx::array& out, float eps,
   }
 }
 
+// Whether the kernels take these start positions (int32, one or one per batch row) and
+// wavelengths (float32, one per pair).
+bool positions_fit(const mx::array& offsets, int batch, const mx::array* freqs, int half) {
+  return offsets.dtype() == mx::int32 && (offsets.size() == 1 || (offsets.ndim() == 1 && offsets.shape(0) == batch)) &&
+         (!freqs || (freqs->dtype() == mx::float32 && freqs->ndim() == 1 && freqs->shape(0) == half));
+}
+
 }  // namespace
 
 std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool traditional, float base, float scale,
                                     const mx::array& offsets, const mx::array* freqs) {
   const bool fits = !traditional && x.ndim() == 4 && dims == x.shape(3) && dims % 2 == 0 && x.size() > 0 &&
-                    offsets.dtype() == mx::int32 &&
-                    (offsets.size() == 1 || (offsets.ndim() == 1 && offsets.shape(0) == x.shape(0))) &&
-                    (!freqs || (freqs->dtype() == mx::float32 && freqs->ndim() == 1 && freqs->shape(0) == dims / 2));
+                    positions_fit(offsets, x.shape(0), freqs, dims / 2);
   if (!fits || !fused_cpu_applies({&x})) return std::nullopt;
   std::vector<mx::array> inputs{x, offsets};
   if (freqs) inputs.push_back(*freqs);
@@ -112,17 +117,12 @@ std::optional<mx::array> fused_rope(const mx::array& x, int dims, bool tradition
                          });
 }
 
-}  // namespace qwen3_mlx
-
-namespace qwen3_mlx {
-
 std::optional<mx::array> fused_norm_rope(const mx::array& x, const mx::array& weight, float eps, int heads, float base,
                                          const mx::array& offsets, const mx::array* freqs, float factor) {
   if (x.ndim() != 3 || weight.ndim() != 1 || heads <= 0) return std::nullopt;
   const int d = weight.shape(0);
-  const bool fits = d % 2 == 0 && x.shape(2) == heads * d && x.size() > 0 && offsets.dtype() == mx::int32 &&
-                    (offsets.size() == 1 || (offsets.ndim() == 1 && offsets.shape(0) == x.shape(0))) &&
-                    (!freqs || (freqs->dtype() == mx::float32 && freqs->ndim() == 1 && freqs->shape(0) == d / 2));
+  const bool fits =
+      d % 2 == 0 && x.shape(2) == heads * d && x.size() > 0 && positions_fit(offsets, x.shape(0), freqs, d / 2);
   if (!fits || !fused_cpu_applies({&x, &weight})) return std::nullopt;
   std::vector<mx::array> inputs{x, offsets, weight};
   if (freqs) inputs.push_back(*freqs);

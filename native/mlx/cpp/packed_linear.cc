@@ -229,6 +229,7 @@ std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, 
                                                            int group, int bits, bool int8) {
   if (parts.empty() || parts.size() % 3 != 0 || group <= 0 || bits <= 0) return std::nullopt;
   const auto* isa = isa_for(bits, group);
+  if (!isa) return std::nullopt;
   std::vector<mx::Shape> shapes;
   std::vector<mx::array> inputs{x};
   for (size_t i = 0; i < parts.size(); i += 3) {
@@ -237,7 +238,7 @@ std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, 
     const int n = w.shape(0);
     const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
     const mx::Shape groups{n, static_cast<int>(k / group)};
-    if (!isa || !applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
+    if (!applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
         scales.dtype() != biases.dtype() || scales.dtype() != parts[1].dtype() || !stored_type(scales.dtype())) {
       return std::nullopt;
     }

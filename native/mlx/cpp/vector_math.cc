@@ -52,12 +52,6 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* row, int64_t n
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) inline float lanes_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
-}
-
 // Four keys at a time: q's vectors are loaded once for four independent FMA chains.
 __attribute__((target("avx2,fma"))) void dots_avx2(const float* q, const float* keys, int64_t ld, int64_t rows,
                                                    int64_t d, float* out) {

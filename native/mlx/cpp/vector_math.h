@@ -3,7 +3,20 @@
 
 #include <cstdint>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace qwen3_mlx {
+
+#if defined(__x86_64__)
+// Σ of v's 8 lanes, for AVX2 kernels.
+__attribute__((target("avx2,fma"))) inline float lanes_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+#endif
 
 // row[..n] ← exp(row - max) / Σ exp(row - max).
 void softmax_in_place(float* row, int64_t n);

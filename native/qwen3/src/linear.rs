@@ -314,20 +314,8 @@ impl Matrix {
     /// packed matrices of one layout as one product (x prepared once, their rows split
     /// across the cores together), others one by one.
     pub fn linears<const N: usize>(x: &Array, matrices: [&Matrix; N]) -> Result<[Array; N]> {
-        let outputs = match Matrix::shared_layout(&matrices) {
-            Some((params, int8)) => {
-                let parts: Vec<[&Array; 3]> = matrices
-                    .iter()
-                    .filter_map(|m| match m {
-                        Matrix::Quantized {
-                            weight,
-                            scales,
-                            biases,
-                            ..
-                        } => Some([weight, scales, biases]),
-                        Matrix::Dense(_) => None,
-                    })
-                    .collect();
+        let outputs = match Matrix::packed_alike(&matrices) {
+            Some((params, int8, parts)) => {
                 quantized_linears(x, &parts, params.group_size, params.bits, int8)?
             }
             None => matrices.iter().map(|m| m.linear(x)).collect::<Result<Vec<_>>>()?,
@@ -338,20 +326,28 @@ impl Matrix {
         }
     }
 
-    /// The packing and int8 choice all `matrices` share, if all are packed alike.
-    fn shared_layout(matrices: &[&Matrix]) -> Option<(QuantParams, bool)> {
+    /// The packing and int8 choice all `matrices` share, with each one's weight, scales
+    /// and biases, if all are packed alike.
+    fn packed_alike<'a>(matrices: &[&'a Matrix]) -> Option<(QuantParams, bool, Vec<[&'a Array; 3]>)> {
+        let mut parts = Vec::with_capacity(matrices.len());
         let mut shared = None;
         for m in matrices {
-            let Matrix::Quantized { params, int8, .. } = m else {
+            let Matrix::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+                int8,
+            } = m
+            else {
                 return None;
             };
-            match shared {
-                None => shared = Some((*params, *int8)),
-                Some(s) if s != (*params, *int8) => return None,
-                Some(_) => {}
+            if *shared.get_or_insert((*params, *int8)) != (*params, *int8) {
+                return None;
             }
+            parts.push([weight, scales, biases]);
         }
-        shared
+        shared.map(|(params, int8)| (params, int8, parts))
     }
 
     /// Rows of `W` picked by integer `ids` (any shape), in `dtype`: an embedding lookup.
