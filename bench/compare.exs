@@ -55,8 +55,8 @@ decode_gaps = fn model, loop ->
   Bench.decode_gaps(model, prompt.(16, model.info.vocab_size), max_new_tokens: decode_tokens + 1, loop: loop)
 end
 
-# The mlx-lm side loads the same OpenBLAS: it gets the kernels ours got (Qwen3.Blas).
-blas_env = [{"OPENBLAS_CORETYPE", Qwen3.Blas.openblas_coretype()}]
+# The mlx-lm side loads the same OpenBLAS: it gets the kernels and thread timeout ours got (Qwen3.Blas).
+blas_env = Qwen3.Blas.environment()
 
 mlx_lm = fn dir, compute ->
   args = ["bench/mlx_lm_side.py", dir, "--compute", compute, "--budget", "#{budget}"]

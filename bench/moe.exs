@@ -13,7 +13,7 @@ python = System.fetch_env!("QWEN3_ORACLE_PYTHON")
 [dir] = if dirs == [], do: Bench.checkpoints(["30b-a3b-4l-4bit"]), else: dirs
 {prompt_len, decode_tokens, runs} = {128, 64, 3}
 prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
-blas_env = [{"OPENBLAS_CORETYPE", Qwen3.Blas.openblas_coretype()}]
+blas_env = Qwen3.Blas.environment()
 
 ours = fn loop, model ->
   ids = prompt.(prompt_len, model.info.vocab_size)

@@ -93,6 +93,7 @@ fn main() {
         "cpp/packed_kernels.inc",
         "cpp/int8_kernels.h",
         "cpp/int8_kernels.cc",
+        "cpp/int8_tiles.cc",
         "cpp/packed_kernels_avx512.cc",
         "cpp/packed_kernels_avx2.cc",
         "cpp/packed_kernels_portable.cc",
@@ -147,6 +148,7 @@ fn compile_packed_kernels() {
         .cpp(true)
         .std("c++20")
         .file("cpp/int8_kernels.cc")
+        .file("cpp/int8_tiles.cc")
         .include("..")
         // GCC 12's own AVX-512 reductions (_mm512_reduce_add_ps) trip both.
         .flag_if_supported("-Wno-maybe-uninitialized")

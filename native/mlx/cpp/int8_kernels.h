@@ -41,4 +41,9 @@ void int8_prepare(const float* x, int rows, int64_t k, int bits, int group, int8
 // y[r, j] for weight rows [j0, j1) and all of xs's rows (p.x and p.x_group_sums unused).
 void int8_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0, int64_t j1);
 
+// The same for many rows (int8_tiles.cc): weight rows 16 at a time copied into `tile`, a
+// buffer of int8_tile_bytes, then every row of xs against them.
+int64_t int8_tile_bytes(int bits, int group, int64_t k);
+void int8_tile_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0, int64_t j1, void* tile);
+
 }  // namespace qwen3_mlx

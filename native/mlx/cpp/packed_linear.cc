@@ -116,7 +116,9 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
 }
 
 // Any number of rows through the int8 kernels, for products with the same x: the rows
-// quantized across the cores once, then the output features split across them.
+// quantized across the cores once, then the output features split across them. Up to 8
+// rows the row kernels read each weight once; more go through weight tiles, whose copy is
+// repaid by every 8 rows after the first (16 rows of a 0.6B prefill: 0.75x the time).
 void int8_products(std::span<PackedProduct> ps, const float* x, int64_t rows) {
   const PackedProduct& p = ps[0];
   const int64_t k = p.k, groups = k / p.group, per_row = int8_lane_scales_per_row(p.bits, k);
@@ -131,7 +133,15 @@ void int8_products(std::span<PackedProduct> ps, const float* x, int64_t rows) {
   };
   parallel_for(rows, 16, prepare);
   const Int8Rows xs{q, lanes, sums, static_cast<int>(rows)};
-  split_features(ps, [&](const PackedProduct& one, int64_t j0, int64_t j1) { int8_rows_times(one, xs, j0, j1); });
+  if (rows <= kPackedRowsMax) {
+    split_features(ps, [&](const PackedProduct& one, int64_t j0, int64_t j1) { int8_rows_times(one, xs, j0, j1); });
+    return;
+  }
+  split_features(ps, [&](const PackedProduct& one, int64_t j0, int64_t j1) {
+    thread_local std::vector<uint8_t> tile;
+    tile.resize(static_cast<size_t>(int8_tile_bytes(one.bits, one.group, one.k)));
+    int8_tile_rows_times(one, xs, j0, j1, tile.data());
+  });
 }
 
 // x's rows, row-contiguous: as they are, or gathered (a view, a broadcast).

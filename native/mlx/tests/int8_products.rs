@@ -1,4 +1,5 @@
-//! The int8-activation kernels (cpp/int8_kernels.cc, `quantized_linear_int8`) against MLX's
+//! The int8-activation kernels (cpp/int8_kernels.cc for up to 8 rows, cpp/int8_tiles.cc for
+//! more; `quantized_linear_int8`) against MLX's
 //! own `dequantize` + `matmul` in float32 on the same packed weights: 4 and 8 bits, groups
 //! of 32/64/128, scales stored as f32/bf16/f16, 1–9, 17, 33 and 300 input rows, strided
 //! inputs, a product split across threads.

@@ -2,8 +2,11 @@
 //! it, OpenBLAS). OpenBLAS picks its kernels from the CPU model as it loads, and 0.3.21
 //! (Debian 12) does not know every model: on Xeon VMs that report a generic one it fell
 //! back to its Prescott (SSE3) kernels, and float32 products ran 2.5× slower than with its
-//! AVX-512 ones. The VM keeps its own copy of the environment (`System.put_env` does not
-//! reach the C library's), so the choice is written here, before OpenBLAS loads.
+//! AVX-512 ones. It also keeps its threads spinning for ~0.1 s after each product, and
+//! between the attention products of a prefill those spinners took 10–20% of two cores
+//! from the products that run on this project's own threads. The VM keeps its own copy of
+//! the environment (`System.put_env` does not reach the C library's), so the choices are
+//! written here, before OpenBLAS loads.
 
 use rustler::{Env, Term};
 
@@ -30,6 +33,14 @@ fn has_avx512() -> bool {
     false
 }
 
+/// OpenBLAS's threads sleep as soon as a product is done (2⁴ cycles of spinning, the least
+/// it takes), unless the environment names a timeout.
+fn stop_blas_spinning() {
+    if std::env::var_os("OPENBLAS_THREAD_TIMEOUT").is_none() {
+        std::env::set_var("OPENBLAS_THREAD_TIMEOUT", "4");
+    }
+}
+
 /// The core type OpenBLAS was told in this process's environment (nil: it chose alone).
 /// The VM's own copy of the environment does not see what `load` wrote.
 #[rustler::nif]
@@ -37,8 +48,15 @@ fn openblas_coretype() -> Option<String> {
     std::env::var("OPENBLAS_CORETYPE").ok()
 }
 
+/// The spinning timeout OpenBLAS was told (nil: its default).
+#[rustler::nif]
+fn openblas_thread_timeout() -> Option<String> {
+    std::env::var("OPENBLAS_THREAD_TIMEOUT").ok()
+}
+
 fn load(_env: Env, _info: Term) -> bool {
     choose_blas_kernels();
+    stop_blas_spinning();
     true
 }
 
