@@ -157,7 +157,7 @@ rows =
     int8 =
       if o.info.quantized == :packed do
         IO.puts(:stderr, "==> #{name}: ours, int8 activations")
-        run = ours.(dir, [weights: :stored, activations: :int8], [:elixir])
+        run = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native])
         if run.info.int8_activations, do: run
       end
 
@@ -231,7 +231,13 @@ table =
         our_line.(name, o, :elixir, "ours, Elixir loop"),
         our_line.(name, o, :native, "ours, native step")
       ] ++
-        if(int8, do: [our_line.(name, int8, :elixir, "ours, Elixir loop, int8 activations")], else: []) ++
+        if(int8,
+          do: [
+            our_line.(name, int8, :elixir, "ours, Elixir loop, int8 activations"),
+            our_line.(name, int8, :native, "ours, native step, int8 activations")
+          ],
+          else: []
+        ) ++
         [our_line.(name, wide, :elixir, "ours, Elixir loop")]
 
     refs =
@@ -284,8 +290,10 @@ table =
           int8_vs =
             if int8,
               do:
-                " (int8 activations: decode #{ratio.(ld, int8.decode[:elixir].median_ms)}, prefill 512 " <>
-                  "#{ratio.(int8.prefill[{:elixir, 512}].tok_s, lp)})",
+                " (int8 activations, Elixir loop / native step: decode " <>
+                  "#{ratio.(ld, int8.decode[:elixir].median_ms)} / #{ratio.(ld, int8.decode[:native].median_ms)}, " <>
+                  "prefill 512 #{ratio.(int8.prefill[{:elixir, 512}].tok_s, lp)} / " <>
+                  "#{ratio.(int8.prefill[{:native, 512}].tok_s, lp)})",
               else: ""
 
           "; vs llama.cpp #{type}: decode #{ratio.(ld, ed)}, prefill 512 " <>

@@ -51,6 +51,33 @@ inline float stored_at(const void* base, Stored t, int64_t i) {
   return f;
 }
 
+// out[16·s + u] = r[u] word s: 16 rows of 16 words transposed. Pairs of rows interleave
+// words, then pairs of words; four rows' words 4L + i then sit in lane L of one vector,
+// and the 128-bit lanes are transposed last.
+inline void transpose_16x16(const __m512i* r, uint32_t* out) {
+  __m512i t[kTileRows], v[kTileRows];
+  for (int u = 0; u < kTileRows; u += 2) {
+    t[u] = _mm512_unpacklo_epi32(r[u], r[u + 1]);
+    t[u + 1] = _mm512_unpackhi_epi32(r[u], r[u + 1]);
+  }
+  for (int u = 0; u < kTileRows; u += 4) {
+    v[u] = _mm512_unpacklo_epi64(t[u], t[u + 2]);
+    v[u + 1] = _mm512_unpackhi_epi64(t[u], t[u + 2]);
+    v[u + 2] = _mm512_unpacklo_epi64(t[u + 1], t[u + 3]);
+    v[u + 3] = _mm512_unpackhi_epi64(t[u + 1], t[u + 3]);
+  }
+  // v[4G + i], lane L: rows 4G .. 4G + 3, word 4L + i.
+  for (int i = 0; i < 4; ++i) {
+    const __m512i ab_lo = _mm512_shuffle_i32x4(v[i], v[4 + i], 0x44), ab_hi = _mm512_shuffle_i32x4(v[i], v[4 + i], 0xee);
+    const __m512i cd_lo = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0x44),
+                  cd_hi = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0xee);
+    _mm512_storeu_si512(out + (0 + i) * kTileRows, _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88));
+    _mm512_storeu_si512(out + (4 + i) * kTileRows, _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xdd));
+    _mm512_storeu_si512(out + (8 + i) * kTileRows, _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88));
+    _mm512_storeu_si512(out + (12 + i) * kTileRows, _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xdd));
+  }
+}
+
 // A tile: weight rows j .. j + m (m ≤ 16, missing rows zero), as [step][16] 4-byte words
 // (a step is one word of every row: 8 values at 4 bits, 4 at 8), then their scales and
 // biases as [group][16] float32.
@@ -65,16 +92,21 @@ Tile fill_tile(const PackedProduct& p, int64_t j, int64_t m, void* buffer) {
   auto* words = static_cast<uint32_t*>(buffer);
   auto* scales = reinterpret_cast<float*>(words + steps * kTileRows);
   float* biases = scales + groups * kTileRows;
+  // 16 words of each row at a time (a 64-byte line), transposed in registers. Steps
+  // come in multiples of 16: int8_supported takes whole 64-byte runs.
+  for (int64_t s0 = 0; s0 < steps; s0 += kTileRows) {
+    __m512i r[kTileRows];
+    for (int64_t u = 0; u < kTileRows; ++u)
+      r[u] = u < m ? _mm512_loadu_si512(p.w + (j + u) * steps * 4 + 4 * s0) : _mm512_setzero_si512();
+    transpose_16x16(r, words + s0 * kTileRows);
+  }
   for (int64_t u = 0; u < kTileRows; ++u) {
     if (u < m) {
-      const uint8_t* row = p.w + (j + u) * (steps * 4);
-      for (int64_t s = 0; s < steps; ++s) memcpy(words + s * kTileRows + u, row + 4 * s, 4);
       for (int64_t g = 0; g < groups; ++g) {
         scales[g * kTileRows + u] = stored_at(p.scales, p.type, (j + u) * groups + g);
         biases[g * kTileRows + u] = stored_at(p.biases, p.type, (j + u) * groups + g);
       }
     } else {
-      for (int64_t s = 0; s < steps; ++s) words[s * kTileRows + u] = 0;
       for (int64_t g = 0; g < groups; ++g) scales[g * kTileRows + u] = biases[g * kTileRows + u] = 0.0f;
     }
   }
@@ -173,6 +205,15 @@ void int8_tile_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0
   for (int64_t j = j0; j < j1; j += kTileRows) {
     const int64_t m = smaller(kTileRows, j1 - j);
     const Tile t = fill_tile(p, j, m, buffer);
+    // The next tile's weights on their way to the core's cache while this one is used:
+    // copied straight from memory, each row waited on its lines.
+    const int64_t rows = smaller(kTileRows, j1 - j - kTileRows), row_bytes = p.k * p.bits / 8;
+    const int64_t param_bytes = (p.k / p.group) * (p.type == Stored::F32 ? 4 : 2);
+    for (int64_t b = 0; b < rows * row_bytes; b += 64) __builtin_prefetch(p.w + (j + kTileRows) * row_bytes + b, 0, 2);
+    for (int64_t b = 0; b < rows * param_bytes; b += 64) {
+      __builtin_prefetch(static_cast<const uint8_t*>(p.scales) + (j + kTileRows) * param_bytes + b, 0, 2);
+      __builtin_prefetch(static_cast<const uint8_t*>(p.biases) + (j + kTileRows) * param_bytes + b, 0, 2);
+    }
     if (p.bits == 4) passes<4>(p, xs, t, j, m);
     if (p.bits == 8) passes<8>(p, xs, t, j, m);
   }
