@@ -7,6 +7,11 @@ defmodule Qwen3.Memory do
   itself after a generation ends. Cap it with `set_cache_limit/2` (or `config :qwen3,
   cache_limit: bytes`, applied when the application starts) and empty it with
   `clear_cache/1`. `config :qwen3, memory_limit: bytes` caps all allocations.
+
+  On Linux the CPU's freed buffers are kept the same way by glibc's malloc, in blocks of up
+  to 32 MiB (set when the library loads, unless `GLIBC_TUNABLES` tunes malloc): a prompt's
+  activations are reused by the next prompt instead of being mapped and cleared afresh.
+  They are not counted in `:cache`; `clear_cache/1` returns them to the OS as well.
   """
 
   alias Qwen3.Native

@@ -1,6 +1,9 @@
 #include "mlx/cpp/shim.h"
 
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdexcept>
 #include <string>
 
@@ -121,7 +124,14 @@ size_t cache_memory() { return mx::get_cache_memory(); }
 void reset_peak_memory() { mx::reset_peak_memory(); }
 size_t set_cache_limit(size_t limit) { return mx::set_cache_limit(limit); }
 size_t set_memory_limit(size_t limit) { return mx::set_memory_limit(limit); }
-void clear_cache() { mx::clear_cache(); }
+// On Linux the CPU's freed buffers sit in glibc malloc's heaps (qwen3_cpu_setup has it
+// keep blocks up to 32 MiB): clearing MLX's cache hands those pages back to the OS too.
+void clear_cache() {
+  mx::clear_cache();
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
 
 // The cases follow ops.txt; one it lists and a switch lacks fails the build (-Werror=switch).
 UArray unary(uint8_t code, const Array& a) {
