@@ -60,14 +60,24 @@ struct Shapes {
   int64_t seen(int64_t t, bool causal) const { return causal ? keys - queries + t + 1 : keys; }
 };
 
+// Where head h of batch row b writes its queries' outputs: [B, Hq, L, D] (a query's row
+// D floats after the last), or merged [B, L, Hq·D] (Hq·D floats after).
+struct OutputRows {
+  float* y;
+  bool merged;
+  float* first(const Shapes& n, int64_t b, int64_t h) const {
+    return merged ? y + (b * n.queries * n.q_heads + h) * n.d : y + (b * n.q_heads + h) * n.queries * n.d;
+  }
+  int64_t stride(const Shapes& n) const { return merged ? n.q_heads * n.d : n.d; }
+};
+
 // Key rows below which attend_few stays on one thread (a few microseconds of work).
 constexpr int64_t kKeyRowsToSplit = 2048;
 
 // Pieces of (batch row, key/value head): the group's query heads read that head's keys and
 // values one after the other, while they are still in the core's cache.
-void attend_few(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
+void attend_few(const std::vector<mx::array>& in, const OutputRows& out, float scale, bool causal) {
   const Shapes n(in);
-  float* y_all = out.data<float>();
   const int64_t key_rows = std::max<int64_t>(1, n.keys * n.group * n.queries);
   auto piece = [&](int64_t u0, int64_t u1) {
     std::vector<float> scaled(n.d), scores(n.keys);
@@ -76,8 +86,8 @@ void attend_few(const std::vector<mx::array>& in, mx::array& out, float scale, b
       const HeadMatrix k(in[1], b, kv), v(in[2], b, kv);
       for (int64_t h = kv * n.group; h < (kv + 1) * n.group; ++h) {
         const HeadMatrix q(in[0], b, h);
-        float* y = y_all + (b * n.q_heads + h) * n.queries * n.d;
-        for (int64_t t = 0; t < n.queries; ++t, y += n.d) {
+        float* y = out.first(n, b, h);
+        for (int64_t t = 0; t < n.queries; ++t, y += out.stride(n)) {
           const float* qr = q.row(t);
           for (int64_t i = 0; i < n.d; ++i) scaled[i] = scale * qr[i];
           const int64_t seen = n.seen(t, causal);
@@ -95,14 +105,15 @@ void attend_few(const std::vector<mx::array>& in, mx::array& out, float scale, b
 // Queries per sgemm block: bounds the score buffer at 256 × keys floats.
 constexpr int64_t kQueryBlock = 256;
 
-void attend_many(const std::vector<mx::array>& in, mx::array& out, float scale, bool causal) {
+void attend_many(const std::vector<mx::array>& in, const OutputRows& out, float scale, bool causal) {
   const Shapes n(in);
   const Sgemm sgemm = blas_sgemm();
   std::vector<float> scores(std::min(n.queries, kQueryBlock) * n.keys);
   for (int64_t b = 0; b < n.batch; ++b) {
     for (int64_t h = 0; h < n.q_heads; ++h) {
       const HeadMatrix q(in[0], b, h), k(in[1], b, h / n.group), v(in[2], b, h / n.group);
-      float* y = out.data<float>() + (b * n.q_heads + h) * n.queries * n.d;
+      float* y = out.first(n, b, h);
+      const int64_t ldy = out.stride(n);
       for (int64_t t0 = 0; t0 < n.queries; t0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, n.queries - t0), cols = n.seen(t0 + rows - 1, causal);
         const int m = static_cast<int>(rows), kk = static_cast<int>(cols), d = static_cast<int>(n.d);
@@ -115,7 +126,7 @@ void attend_many(const std::vector<mx::array>& in, mx::array& out, float scale, 
           std::fill(row + seen, row + cols, 0.0f);
         }
         sgemm(kRowMajor, kNoTrans, kNoTrans, m, d, kk, 1.0f, scores.data(), kk, v.data(), v.ld(), 0.0f,
-              y + t0 * n.d, d);
+              y + t0 * ldy, static_cast<int>(ldy));
       }
     }
   }
@@ -124,16 +135,18 @@ void attend_many(const std::vector<mx::array>& in, mx::array& out, float scale, 
 }  // namespace
 
 std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
-                                         bool causal) {
+                                         bool causal, bool merged_heads) {
   if (q.ndim() != 4 || k.ndim() != 4 || v.shape() != k.shape()) return std::nullopt;
   const bool fits = q.shape(0) == k.shape(0) && q.shape(3) == k.shape(3) && k.shape(1) > 0 &&
                     q.shape(1) % k.shape(1) == 0 && q.shape(2) >= 1 && k.shape(2) >= q.shape(2) && q.size() > 0;
   const bool few = q.shape(2) <= kFusedAttentionQueries;
   if (!fits || (!few && blas_sgemm() == nullptr) || !fused_cpu_applies({&q, &k, &v})) return std::nullopt;
   const auto run = few ? attend_few : attend_many;
-  return cpu_kernel_node("FusedAttention", q.shape(), {scale, causal ? 1.0f : 0.0f}, {q, k, v},
-                         [scale, causal, run](const std::vector<mx::array>& in, mx::array& out) {
-                           run(in, out, scale, causal);
+  const mx::Shape shape =
+      merged_heads ? mx::Shape{q.shape(0), q.shape(2), q.shape(1) * q.shape(3)} : q.shape();
+  return cpu_kernel_node("FusedAttention", shape, {scale, causal ? 1.0f : 0.0f, merged_heads ? 1.0f : 0.0f}, {q, k, v},
+                         [scale, causal, merged_heads, run](const std::vector<mx::array>& in, mx::array& out) {
+                           run(in, OutputRows{out.data<float>(), merged_heads}, scale, causal);
                          });
 }
 

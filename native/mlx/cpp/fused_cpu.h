@@ -36,10 +36,11 @@ std::optional<mx::array> fused_norm_rope(const mx::array& x, const mx::array& we
 
 // q: [B, Hq, L, D], k and v: [B, Hkv, S, D] with Hq a multiple of Hkv, L ≤ S. Causal: query
 // t sees keys ..S - L + t. Up to kFusedAttentionQueries queries run as dot products, more
-// through BLAS sgemm.
+// through BLAS sgemm. The output is [B, Hq, L, D], or with `merged_heads` [B, L, Hq·D] (the
+// heads side by side, as the output projection takes them: no transpose and copy after).
 constexpr int kFusedAttentionQueries = 8;
 std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
-                                         bool causal);
+                                         bool causal, bool merged_heads = false);
 
 // Logits [B, V] with every token outside row's nucleus set to -inf: a token stays while
 // the probability of the tokens more likely than it is below p (ties: lower id first).

@@ -92,6 +92,7 @@ UArray rope_freqs(const Array& x, int32_t dims, bool traditional, float scale, c
 UArray norm_rope(const Array& x, const Array& weight, float eps, int32_t heads, float base, const Array& offsets,
                  const Array& freqs, bool has_freqs, float factor);
 UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool causal);
+UArray sdpa_merged(const Array& q, const Array& k, const Array& v, float scale, bool causal);
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask);
 UArray swiglu(const Array& gate, const Array& up);
 // Null when the fused kernel does not apply (the sampler then builds its sort graph).

@@ -104,6 +104,8 @@ pub(crate) mod bridge {
             factor: f32,
         ) -> Result<UniquePtr<Array>>;
         fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<UniquePtr<Array>>;
+        fn sdpa_merged(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool)
+            -> Result<UniquePtr<Array>>;
         fn sdpa_masked(q: &Array, k: &Array, v: &Array, scale: f32, mask: &Array)
             -> Result<UniquePtr<Array>>;
         fn swiglu(gate: &Array, up: &Array) -> Result<UniquePtr<Array>>;

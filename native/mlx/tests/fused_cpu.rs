@@ -5,7 +5,8 @@
 //! its angles carry ~6e-5 rad of float32 rounding on either side.
 
 use mlx::fast::{
-    norm_rope, rms_norm, rope, rope_freqs, rope_offsets, sdpa, set_fused_cpu_kernels, swiglu, Mask,
+    norm_rope, rms_norm, rope, rope_freqs, rope_offsets, sdpa, sdpa_merged, set_fused_cpu_kernels, swiglu,
+    Mask,
 };
 use mlx::{Array, Device, Dtype, Result, Worker};
 
@@ -189,6 +190,35 @@ fn attention_over_a_cache_view_with_grouped_heads() {
             &want,
             2e-5,
         );
+    }
+}
+
+/// `sdpa_merged` (`[B, L, Hq·D]`) from the fused kernel against MLX's attention transposed
+/// and reshaped, and bit for bit against the fused kernel's own `[B, Hq, L, D]` so laid out:
+/// the same arithmetic, only the rows written elsewhere (dot products and BLAS blocks).
+#[test]
+fn attention_with_the_heads_side_by_side() {
+    for (queries, keys, d, causal) in [(1, 11, 16, false), (3, 40, 130, true), (300, 310, 16, true)] {
+        let build = move |merged: bool| {
+            let q = values(&[2, 8, queries, d], 0.2)?;
+            let cache = |seed| values(&[2, 4, keys + 9, d], seed)?.slice(&[0, 0, 0, 0], &[2, 4, keys, d]);
+            let (k, v) = (cache(1.3)?, cache(2.9)?);
+            let mask = if causal { Mask::Causal } else { Mask::None };
+            match merged {
+                true => sdpa_merged(&q, &k, &v, 0.25, mask),
+                false => {
+                    sdpa(&q, &k, &v, 0.25, mask)?
+                        .transpose(&[0, 2, 1, 3])?
+                        .reshape(&[2, queries, 8 * d])
+                }
+            }
+        };
+        let what = format!("{queries} queries, {keys} keys, head dim {d}, causal {causal}");
+        let (got, want, name) = both(move || build(true));
+        assert_eq!(name, "FusedAttention", "{what}");
+        assert_close(&what, &got, &want, 2e-5);
+        let (unmerged, _, _) = both(move || build(false));
+        assert_eq!(got, unmerged, "{what}: merged against transposed");
     }
 }
 

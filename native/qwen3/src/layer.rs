@@ -8,7 +8,7 @@ use crate::experts::sparse_mlp;
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, Residency};
 use crate::rope::Rope;
-use mlx::fast::{rms_norm, sdpa, swiglu, Mask};
+use mlx::fast::{rms_norm, sdpa_merged, swiglu, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
 /// The tensors of one decoder layer, each field named as its safetensors key after
@@ -315,14 +315,14 @@ impl Layer {
         let (keys, values) = cache.update(index, &k, &v)?;
         let scale = (d.head_dim as f32).powf(-0.5);
         let out = match &padding {
-            None if l > 1 => sdpa(&q, &keys, &values, scale, Mask::Causal)?,
-            None => sdpa(&q, &keys, &values, scale, Mask::None)?,
+            None if l > 1 => sdpa_merged(&q, &keys, &values, scale, Mask::Causal)?,
+            None => sdpa_merged(&q, &keys, &values, scale, Mask::None)?,
             Some(pad) => {
                 let mask = padded_causal_mask(pad, offset, l)?;
-                sdpa(&q, &keys, &values, scale, Mask::Array(&mask))?
+                sdpa_merged(&q, &keys, &values, scale, Mask::Array(&mask))?
             }
         };
-        self.output(&out, b, l, d)
+        self.o_proj.linear(&out)
     }
 
     /// Self-attention for `B` independent rows (`x`: `[B, L, hidden]`), row `i` using and
@@ -348,10 +348,10 @@ impl Layer {
             let v_row = v.slice(&[r, 0, 0, 0], &[r + 1, d.kv_heads, l, d.head_dim])?;
             let (keys, values) = cache.update(index, &k_row, &v_row)?;
             let q_row = self.rotated_q(&pick(&q)?, &starts, d)?;
-            outs.push(sdpa(&q_row, &keys, &values, scale, mask)?);
+            outs.push(sdpa_merged(&q_row, &keys, &values, scale, mask)?);
         }
         let out = concatenate(&outs.iter().collect::<Vec<_>>(), 0)?;
-        self.output(&out, b, l, d)
+        self.o_proj.linear(&out)
     }
 
     /// q and k as projected (`[B, L, heads · head_dim]`), v as `[B, kv_heads, L, head_dim]`.
@@ -370,14 +370,6 @@ impl Layer {
 
     fn rotated_k(&self, k: &Array, starts: &Array, d: &Dims) -> Result<Array> {
         d.rope.apply_normed(k, d.kv_heads, &self.k_norm, d.eps, starts)
-    }
-
-    /// Attention output `[B, heads, L, head_dim]` → output projection `[B, L, hidden]`.
-    fn output(&self, out: &Array, b: i32, l: i32, d: &Dims) -> Result<Array> {
-        let out = out
-            .transpose(&[0, 2, 1, 3])?
-            .reshape(&[b, l, d.heads * d.head_dim])?;
-        self.o_proj.linear(&out)
     }
 }
 
