@@ -90,6 +90,7 @@ fn main() {
         "cpp/kv_dequantize.cc",
         "cpp/kv_dequantize.h",
         "cpp/packed_kernels.h",
+        "cpp/stored_values.inc",
         "cpp/packed_kernels.inc",
         "cpp/int8_kernels.h",
         "cpp/int8_kernels.cc",

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "mlx/cpp/int8_kernels.h"
+#include "mlx/cpp/stored_values.inc"
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #include <immintrin.h>
@@ -34,22 +35,6 @@ int64_t int8_tile_bytes(int bits, int group, int64_t k) {
 namespace {
 
 inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
-
-inline float stored_at(const void* base, Stored t, int64_t i) {
-  uint32_t bits = 0;
-  float f = 0.0f;
-  switch (t) {
-    case Stored::F32:
-      return static_cast<const float*>(base)[i];
-    case Stored::BF16:
-      bits = static_cast<uint32_t>(static_cast<const uint16_t*>(base)[i]) << 16;
-      memcpy(&f, &bits, sizeof f);
-      return f;
-    case Stored::F16:
-      return _cvtsh_ss(static_cast<const uint16_t*>(base)[i]);
-  }
-  return f;
-}
 
 // out[16·s + u] = r[u] word s: 16 rows of 16 words transposed. Pairs of rows interleave
 // words, then pairs of words; four rows' words 4L + i then sit in lane L of one vector,
@@ -202,13 +187,13 @@ void passes(const PackedProduct& p, const Int8Rows& xs, const Tile& t, int64_t j
 }  // namespace
 
 void int8_tile_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0, int64_t j1, void* buffer) {
+  const int64_t row_bytes = p.k * p.bits / 8, param_bytes = (p.k / p.group) * (p.type == Stored::F32 ? 4 : 2);
   for (int64_t j = j0; j < j1; j += kTileRows) {
     const int64_t m = smaller(kTileRows, j1 - j);
     const Tile t = fill_tile(p, j, m, buffer);
     // The next tile's weights on their way to the core's cache while this one is used:
     // copied straight from memory, each row waited on its lines.
-    const int64_t rows = smaller(kTileRows, j1 - j - kTileRows), row_bytes = p.k * p.bits / 8;
-    const int64_t param_bytes = (p.k / p.group) * (p.type == Stored::F32 ? 4 : 2);
+    const int64_t rows = smaller(kTileRows, j1 - j - kTileRows);
     for (int64_t b = 0; b < rows * row_bytes; b += 64) __builtin_prefetch(p.w + (j + kTileRows) * row_bytes + b, 0, 2);
     for (int64_t b = 0; b < rows * param_bytes; b += 64) {
       __builtin_prefetch(static_cast<const uint8_t*>(p.scales) + (j + kTileRows) * param_bytes + b, 0, 2);

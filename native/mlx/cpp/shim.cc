@@ -266,13 +266,11 @@ UArray sdpa(const Array& q, const Array& k, const Array& v, float scale, bool ca
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev()));
 }
 
-// [B, L, Hq·D]: the fused kernel writes the heads side by side; elsewhere MLX's attention
-// is transposed and reshaped to that.
+// [B, L, Hq·D] from the fused kernel, or null where it does not apply (the caller merges
+// the heads of `sdpa` then).
 UArray sdpa_merged(const Array& q, const Array& k, const Array& v, float scale, bool causal) {
   if (auto fused = fused_attention(q, k, v, scale, causal, true)) return own(std::move(*fused));
-  auto out = mx::fast::scaled_dot_product_attention(q, k, v, scale, causal ? "causal" : "", {}, {}, false, dev());
-  out = mx::transpose(out, {0, 2, 1, 3}, dev());
-  return own(mx::reshape(out, {q.shape(0), q.shape(2), q.shape(1) * q.shape(3)}, dev()));
+  return nullptr;
 }
 
 UArray swiglu(const Array& gate, const Array& up) {

@@ -104,19 +104,24 @@ pub fn sdpa(q: &Array, k: &Array, v: &Array, scale: f32, mask: Mask<'_>) -> Resu
 }
 
 /// [`sdpa`] with the heads side by side: `[B, L, Hq · D]`, what the output projection takes
-/// (on the CPU the fused kernel writes it so; elsewhere, and with a mask array, MLX's
-/// attention is transposed and reshaped).
+/// (on the CPU the fused kernel writes it so; elsewhere, and with a mask array, [`sdpa`]'s
+/// output is transposed and reshaped).
 pub fn sdpa_merged(q: &Array, k: &Array, v: &Array, scale: f32, mask: Mask<'_>) -> Result<Array> {
-    match mask {
-        Mask::None => wrap(bridge::sdpa_merged(&q.raw, &k.raw, &v.raw, scale, false)),
-        Mask::Causal => wrap(bridge::sdpa_merged(&q.raw, &k.raw, &v.raw, scale, true)),
-        Mask::Array(_) => {
-            let (b, heads, l, d) = (q.dim(0)?, q.dim(1)?, q.dim(2)?, q.dim(3)?);
-            sdpa(q, k, v, scale, mask)?
-                .transpose(&[0, 2, 1, 3])?
-                .reshape(&[b, l, heads * d])
+    let causal = match mask {
+        Mask::None => Some(false),
+        Mask::Causal => Some(true),
+        Mask::Array(_) => None,
+    };
+    if let Some(causal) = causal {
+        let raw = bridge::sdpa_merged(&q.raw, &k.raw, &v.raw, scale, causal)?;
+        if !raw.is_null() {
+            return Ok(Array { raw });
         }
     }
+    let (b, heads, l, d) = (q.dim(0)?, q.dim(1)?, q.dim(2)?, q.dim(3)?);
+    sdpa(q, k, v, scale, mask)?
+        .transpose(&[0, 2, 1, 3])?
+        .reshape(&[b, l, heads * d])
 }
 
 /// `silu(gate) · up`, element-wise.
