@@ -36,6 +36,7 @@ fn main() {
         .file("cpp/fused_cpu.cc")
         .file("cpp/fused_rope.cc")
         .file("cpp/fused_attention.cc")
+        .file("cpp/fused_layer.cc")
         .file("cpp/fused_top_p.cc")
         .file("cpp/vector_math.cc")
         .file("cpp/blas.cc")
@@ -76,6 +77,9 @@ fn main() {
         "cpp/fused_cpu.cc",
         "cpp/fused_rope.cc",
         "cpp/fused_attention.cc",
+        "cpp/fused_layer.cc",
+        "cpp/fused_layer.h",
+        "cpp/cpu_rows.h",
         "cpp/fused_top_p.cc",
         "cpp/vector_math.cc",
         "cpp/vector_math.h",

@@ -2,6 +2,7 @@
 // stream, and row access to evaluated float32 inputs whatever their strides.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -115,6 +116,34 @@ class Rows {
   mx::Strides strides_;
   int64_t len_;
 };
+
+// `to` ← `from`'s elements in row-major order, whatever from's strides.
+inline void copy_rows(const mx::array& from, mx::array& to) {
+  Rows rows(from);
+  const int64_t len = rows.len(), count = static_cast<int64_t>(from.size()) / std::max<int64_t>(len, 1);
+  std::vector<float> scratch;
+  float* y = to.data<float>();
+  for (int64_t r = 0; r < count; ++r, y += len) {
+    const float* src = rows.row(r, scratch);
+    std::copy(src, src + len, y);
+  }
+}
+
+// A float32 buffer shaped `shape` for a kernel's intermediate values, outside any graph.
+inline mx::array scratch_array(mx::Shape shape) {
+  mx::array a(std::move(shape), mx::float32, nullptr, {});
+  a.set_data(mx::allocator::malloc(a.nbytes()));
+  return a;
+}
+
+// The first shape[i] entries along each axis of `a` (same rank), where they lie in a.
+inline mx::array leading_view(const mx::array& a, mx::Shape shape) {
+  mx::array view(std::move(shape), a.dtype(), nullptr, {});
+  auto flags = a.flags();
+  flags.row_contiguous = flags.col_contiguous = flags.contiguous = view.shape() == a.shape();
+  view.copy_shared_buffer(a, a.strides(), flags, a.data_size());
+  return view;
+}
 
 // Σ a[i]·b[i] with eight partial sums, which the compiler keeps in vector registers.
 inline float dot(const float* a, const float* b, int64_t n) {

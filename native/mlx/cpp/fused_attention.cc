@@ -11,6 +11,7 @@
 
 #include "mlx/cpp/blas.h"
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/cpu_rows.h"
 #include "mlx/cpp/thread_pool.h"
 #include "mlx/cpp/vector_math.h"
 
@@ -134,6 +135,11 @@ void attend_many(const std::vector<mx::array>& in, const OutputRows& out, float 
 
 }  // namespace
 
+void attend(const std::vector<mx::array>& in, float* y, bool merged_heads, float scale, bool causal) {
+  const auto run = in[0].shape(2) <= kFusedAttentionQueries ? attend_few : attend_many;
+  run(in, OutputRows{y, merged_heads}, scale, causal);
+}
+
 std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
                                          bool causal, bool merged_heads) {
   if (q.ndim() != 4 || k.ndim() != 4 || v.shape() != k.shape()) return std::nullopt;
@@ -141,12 +147,11 @@ std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k,
                     q.shape(1) % k.shape(1) == 0 && q.shape(2) >= 1 && k.shape(2) >= q.shape(2) && q.size() > 0;
   const bool few = q.shape(2) <= kFusedAttentionQueries;
   if (!fits || (!few && blas_sgemm() == nullptr) || !fused_cpu_applies({&q, &k, &v})) return std::nullopt;
-  const auto run = few ? attend_few : attend_many;
   const mx::Shape shape =
       merged_heads ? mx::Shape{q.shape(0), q.shape(2), q.shape(1) * q.shape(3)} : q.shape();
   return cpu_kernel_node("FusedAttention", shape, {scale, causal ? 1.0f : 0.0f, merged_heads ? 1.0f : 0.0f}, {q, k, v},
-                         [scale, causal, merged_heads, run](const std::vector<mx::array>& in, mx::array& out) {
-                           run(in, OutputRows{out.data<float>(), merged_heads}, scale, causal);
+                         [scale, causal, merged_heads](const std::vector<mx::array>& in, mx::array& out) {
+                           attend(in, out.data<float>(), merged_heads, scale, causal);
                          });
 }
 

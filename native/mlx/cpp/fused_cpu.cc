@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "mlx/cpp/cpu_kernel.h"
+#include "mlx/cpp/cpu_rows.h"
 #include "mlx/cpp/vector_math.h"
 
 namespace qwen3_mlx {
@@ -15,6 +16,8 @@ bool default_on() {
 }
 
 thread_local bool fused_on = default_on();
+
+}  // namespace
 
 // Same order as MLX's fallback: normalize in float32, then scale by the weight.
 void rms_norm_rows(const std::vector<mx::array>& in, mx::array& out, float eps) {
@@ -37,8 +40,6 @@ void swiglu_rows(const std::vector<mx::array>& in, mx::array& out) {
     swiglu_row(g, u, y, d);
   }
 }
-
-}  // namespace
 
 bool set_fused_cpu(bool on) {
   bool was = fused_on;

@@ -157,29 +157,28 @@ const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
   return scratch.gathered.data();
 }
 
-// Products of in[0] with the affine weights in[1 + 3i .. 3 + 3i] (or half weights in[1])
-// into outs[i], all of one layout: through `isa`'s kernels, or the int8 ones where null.
-void run_products(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in,
-                  std::vector<mx::array>& outs) {
-  const auto& x = in[0];
-  const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
-  const float* xs = input_rows(x, rows, k);
-  std::vector<PackedProduct> ps(outs.size());
-  for (size_t i = 0; i < outs.size(); ++i) {
+// Products of row-contiguous float32 rows x [rows, k] with weights[3i] (affine: scales and
+// biases after it; half: alone, one product) into ys[i], all of one layout: through `isa`'s
+// kernels, or the int8 ones where null.
+void products_of_rows(const PackedIsa* isa, int bits, int group, const mx::array* weights, const float* xs,
+                      int64_t rows, int64_t k, std::span<float* const> ys) {
+  std::vector<PackedProduct> ps(ys.size());
+  for (size_t i = 0; i < ys.size(); ++i) {
     PackedProduct& p = ps[i];
-    p.w = in[1 + 3 * i].data<uint8_t>();
+    const mx::array& w = weights[3 * i];
+    p.w = w.data<uint8_t>();
     p.bits = bits;
     p.group = group;
     p.rows = static_cast<int>(std::min<int64_t>(rows, kDirectRowsMax));
-    p.n = outs[i].shape(-1);
+    p.n = w.shape(0);
     p.k = k;
-    p.y = outs[i].data<float>();
+    p.y = ys[i];
     if (bits > 0) {
-      p.scales = in[2 + 3 * i].data<uint8_t>();
-      p.biases = in[3 + 3 * i].data<uint8_t>();
-      p.type = *stored_type(in[2 + 3 * i].dtype());
+      p.scales = weights[3 * i + 1].data<uint8_t>();
+      p.biases = weights[3 * i + 2].data<uint8_t>();
+      p.type = *stored_type(weights[3 * i + 1].dtype());
     } else {
-      p.type = *stored_type(in[1].dtype());
+      p.type = *stored_type(w.dtype());
     }
   }
   if (!isa) {
@@ -189,6 +188,16 @@ void run_products(const PackedIsa* isa, int bits, int group, const std::vector<m
   } else {
     for (const auto& p : ps) many_rows(*isa, p, xs, rows);
   }
+}
+
+// Products of in[0] with the weights in[1..] (as products_of_rows takes them) into outs.
+void run_products(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in,
+                  std::vector<mx::array>& outs) {
+  const auto& x = in[0];
+  const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
+  std::vector<float*> ys;
+  for (auto& out : outs) ys.push_back(out.data<float>());
+  products_of_rows(isa, bits, group, in.data() + 1, input_rows(x, rows, k), rows, k, ys);
 }
 
 void run_product(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
@@ -257,10 +266,7 @@ std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, 
   }
   const int64_t k = x.shape(-1);
   const float count = static_cast<float>(shapes.size());
-  // One row of 8-bit weights reads 1 byte per value and the float kernels keep up with
-  // memory there (0.6B-shaped LM head: 3.3 against 4.3 ms on an AMD EPYC): exact and faster.
-  const bool single_8bit_row = bits == 8 && static_cast<int64_t>(x.size()) == k;
-  if (int8 && !single_8bit_row && int8_activations_supported(bits, group, k)) {
+  if (int8_products_for(bits, group, k, static_cast<int64_t>(x.size()) / k, int8)) {
     return cpu_kernel_nodes("PackedAffineLinearInt8", std::move(shapes),
                             {static_cast<float>(bits), static_cast<float>(group), count}, std::move(inputs),
                             [bits, group](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
@@ -290,6 +296,19 @@ std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array&
                          {x, row_contiguous(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
                            run_product(isa, 0, 0, in, out);
                          });
+}
+
+bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8) {
+  // One row of 8-bit weights reads 1 byte per value and the float kernels keep up with
+  // memory there (0.6B-shaped LM head: 3.3 against 4.3 ms on an AMD EPYC): exact and faster.
+  const bool single_8bit_row = bits == 8 && rows == 1;
+  return int8 && !single_8bit_row && int8_activations_supported(bits, group, k);
+}
+
+void packed_products(int bits, int group, bool int8, const mx::array* weights, const float* x, int64_t rows,
+                     int64_t k, std::span<float* const> ys) {
+  const PackedIsa* isa = int8_products_for(bits, group, k, rows, int8) ? nullptr : isa_for(bits, group);
+  products_of_rows(isa, bits, group, weights, x, rows, k, ys);
 }
 
 bool packed_supported(int bits, int group) { return isa_for(bits, group) != nullptr; }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 
 #include "mlx/cpp/packed_kernels.h"
@@ -37,6 +38,16 @@ const PackedIsa* isa_for(int bits, int group);
 std::optional<Stored> stored_type(mx::Dtype t);
 void packed_rows_product(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows);
 mx::array row_contiguous(const mx::array& a);
+
+// Whether products of `rows` rows with these weights run the int8 kernels, as
+// packed_affine_linears picks them (`int8` asked for, the CPU and layout take them).
+bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8);
+
+// What one node of packed_affine_linears(x, weights…) computes, inside another node's run
+// (fused_layer.cc): x row-contiguous [rows, k], weights[3i..3i+3) each product's weight,
+// scales and biases (loaded arrays, row-contiguous), ys[i] its output rows.
+void packed_products(int bits, int group, bool int8, const mx::array* weights, const float* x, int64_t rows,
+                     int64_t k, std::span<float* const> ys);
 
 // Whether the CPU kernels take affine weights of `bits` in groups of `group`.
 bool packed_supported(int bits, int group);

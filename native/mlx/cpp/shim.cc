@@ -9,6 +9,7 @@
 
 #include "mlx/cpp/expert_linear.h"
 #include "mlx/cpp/fused_cpu.h"
+#include "mlx/cpp/fused_layer.h"
 #include "mlx/cpp/kv_dequantize.h"
 #include "mlx/cpp/packed_linear.h"
 #include "ops_generated.h"
@@ -284,6 +285,17 @@ UArray top_p_filter(const Array& logits, float p) {
 }
 
 bool set_fused_cpu_kernels(bool on) { return set_fused_cpu(on); }
+
+std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
+                                              const Array& values, const ArrayVec& matrices,
+                                              rust::Slice<const float> floats, rust::Slice<const int32_t> ints) {
+  if (floats.size() != 4 || ints.size() != 7) throw std::invalid_argument("fused_decoder_layer: 4 floats, 7 ints");
+  const FusedLayerParams p{floats[0], floats[1], floats[2], floats[3], ints[0],     ints[1],
+                           ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
+  auto out = fused_layer_applies() ? fused_decoder_layer(x, vectors, keys, values, matrices, p) : std::nullopt;
+  if (!out) return nullptr;
+  return std::make_unique<ArrayVec>(std::move(*out));
+}
 
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, "array", mask, {}, false, dev()));

@@ -98,6 +98,14 @@ UArray swiglu(const Array& gate, const Array& up);
 // Null when the fused kernel does not apply (the sampler then builds its sort graph).
 UArray top_p_filter(const Array& logits, float p);
 bool set_fused_cpu_kernels(bool on);
+// A dense decoder layer as one CPU node (cpp/fused_layer.h): {y, keys', values'} (the
+// buffers written in place, ordered after the node), or null where it does not apply. floats: eps, base, factor, scale; ints: heads, kv_heads, slot,
+// bits, group, int8, has_freqs.
+std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
+                                              const Array& values, const ArrayVec& matrices,
+                                              rust::Slice<const float> floats, rust::Slice<const int32_t> ints);
+// Whether this thread builds whole layers as one node (default on). Returns the previous setting.
+bool set_fused_layer(bool on);
 
 // Quantization (affine mode, as written by mlx-lm).
 UArray quantized_matmul(const Array& x, const Array& w, const Array& scales, const Array& biases,

@@ -162,7 +162,7 @@ impl Array {
     }
 }
 
-fn to_vec(arrays: &[&Array]) -> UniquePtr<bridge::ArrayVec> {
+pub(crate) fn to_vec(arrays: &[&Array]) -> UniquePtr<bridge::ArrayVec> {
     let mut v = bridge::vec_new();
     for a in arrays {
         bridge::vec_push(v.pin_mut(), &a.raw);

@@ -2,7 +2,7 @@
 //! SwiGLU and top-p are one graph node each (cpp/fused_*.cc); elsewhere they are
 //! `mlx::core::fast`'s kernels (on the CPU, its fallback graphs) or plain MLX ops.
 
-use crate::array::{from_vec, with_vec, wrap, Array};
+use crate::array::{from_vec, to_vec, with_vec, wrap, Array};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::ffi::bridge;
@@ -142,6 +142,79 @@ pub fn top_p_filter(logits: &Array, p: f32) -> Result<Option<Array>> {
 /// calls build MLX's own graphs: the reference the fused kernels are tested against.
 pub fn set_fused_cpu_kernels(on: bool) -> bool {
     bridge::set_fused_cpu_kernels(on)
+}
+
+/// What [`decoder_layer`] needs besides arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerParams {
+    /// Every rms_norm's epsilon.
+    pub eps: f32,
+    /// RoPE's base, unless wavelengths are given.
+    pub base: f32,
+    /// YaRN's factor on the normed q and k (1: none).
+    pub factor: f32,
+    /// Attention's scale.
+    pub scale: f32,
+    pub heads: i32,
+    pub kv_heads: i32,
+    /// The cache slot the first new token's key and value go to.
+    pub slot: i32,
+    pub bits: i32,
+    pub group_size: i32,
+    /// Products through the int8 kernels, where [`quantized_linears`] would run them.
+    pub int8: bool,
+}
+
+/// A dense Qwen3 decoder layer as one CPU graph node (float32, up to 8 tokens a row,
+/// affine-packed weights): `x` `[B, L, hidden]` → `[y, keys', values']`, the layer's output
+/// and the cache buffers `keys` and `values` (`[B, kv_heads, slots, D]`), into which the node
+/// writes the new keys and values in place at `p.slot`, as arrays evaluated after it.
+/// `vectors`: input norm, q norm, k norm, post-attention norm, positions (int32 `[1]` or
+/// `[B]`); `matrices`: weight, scales and biases of q, k, v, o, gate, up, down. The same
+/// kernels as the op-by-op layer in the same order, so the same result to the bit; `None`
+/// where it does not apply (the caller builds the layer op by op).
+pub fn decoder_layer(
+    x: &Array,
+    vectors: [&Array; 5],
+    freqs: Option<&Array>,
+    (keys, values): (&Array, &Array),
+    matrices: &[[&Array; 3]; 7],
+    p: LayerParams,
+) -> Result<Option<[Array; 3]>> {
+    let vectors: Vec<&Array> = vectors.into_iter().chain(freqs).collect();
+    let matrices: Vec<&Array> = matrices.iter().flatten().copied().collect();
+    let floats = [p.eps, p.base, p.factor, p.scale];
+    let ints = [
+        p.heads,
+        p.kv_heads,
+        p.slot,
+        p.bits,
+        p.group_size,
+        p.int8 as i32,
+        freqs.is_some() as i32,
+    ];
+    let out = bridge::fused_decoder_layer(
+        &x.raw,
+        &to_vec(&vectors),
+        &keys.raw,
+        &values.raw,
+        &to_vec(&matrices),
+        &floats,
+        &ints,
+    )?;
+    if out.is_null() {
+        return Ok(None);
+    }
+    match <[Array; 3]>::try_from(from_vec(&out)?) {
+        Ok(all) => Ok(Some(all)),
+        Err(_) => Err(crate::Error::Mlx("decoder_layer: expected three outputs".into())),
+    }
+}
+
+/// Whether this thread builds [`decoder_layer`]'s node (on by default). Returns the previous
+/// setting; off, the layer is built op by op (the reference the node is tested against).
+pub fn set_fused_layer(on: bool) -> bool {
+    bridge::set_fused_layer(on)
 }
 
 /// `x · dequantize(w)ᵀ` (or without the transpose) without materialising the weights.

@@ -111,6 +111,16 @@ pub(crate) mod bridge {
         fn swiglu(gate: &Array, up: &Array) -> Result<UniquePtr<Array>>;
         fn top_p_filter(logits: &Array, p: f32) -> Result<UniquePtr<Array>>;
         fn set_fused_cpu_kernels(on: bool) -> bool;
+        fn fused_decoder_layer(
+            x: &Array,
+            vectors: &ArrayVec,
+            keys: &Array,
+            values: &Array,
+            matrices: &ArrayVec,
+            floats: &[f32],
+            ints: &[i32],
+        ) -> Result<UniquePtr<ArrayVec>>;
+        fn set_fused_layer(on: bool) -> bool;
 
         fn quantized_matmul(
             x: &Array,

@@ -63,6 +63,14 @@ impl KvBuffer {
         }
     }
 
+    /// The float buffer, unless the buffer is quantized.
+    pub fn plain(&self) -> Option<&Array> {
+        match self {
+            KvBuffer::Plain(a) => Some(a),
+            KvBuffer::Packed { .. } => None,
+        }
+    }
+
     /// Slots allocated so far.
     pub fn slots(&self) -> i32 {
         self.arrays()[0].dim(2).unwrap_or(0)

@@ -216,6 +216,38 @@ impl KvCache {
         Ok((l.keys.read(l.offset)?, l.values.read(l.offset)?))
     }
 
+    /// [`KvCache::update`] for a node that writes the keys and values itself
+    /// (mlx::fast::decoder_layer): makes room for `len` tokens in layer `layer` and hands
+    /// `write` the float buffers and the slot of the first new token. `write` returns the
+    /// buffers as written and its node's output, or `None` (nothing written: the cache stays
+    /// as it was, room made). A quantized cache is never handed over (`Ok(None)`).
+    pub fn update_in_node(
+        &mut self,
+        layer: usize,
+        len: i32,
+        write: impl FnOnce(&Array, &Array, i32) -> Result<Option<[Array; 3]>>,
+    ) -> Result<Option<Array>> {
+        self.check_room(layer, len)?;
+        if self.layers[layer].keys.quant().is_some() {
+            return Ok(None);
+        }
+        if let Some(keep) = self.window {
+            self.make_room(layer, keep, len)?;
+        }
+        let (l, capacity) = (&mut self.layers[layer], self.capacity);
+        l.keys.reserve(l.offset + len, capacity)?;
+        l.values.reserve(l.offset + len, capacity)?;
+        let (Some(keys), Some(values)) = (l.keys.plain(), l.values.plain()) else {
+            return Ok(None);
+        };
+        let Some([output, keys, values]) = write(keys, values, l.offset)? else {
+            return Ok(None);
+        };
+        (l.keys, l.values) = (KvBuffer::Plain(keys), KvBuffer::Plain(values));
+        l.offset += len;
+        Ok(Some(output))
+    }
+
     /// Drops the oldest tokens after the first `keep` of layer `layer` until `len` more fit.
     fn make_room(&mut self, layer: usize, keep: i32, len: i32) -> Result<()> {
         let l = &mut self.layers[layer];

@@ -8,7 +8,7 @@ use crate::experts::sparse_mlp;
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, Residency};
 use crate::rope::Rope;
-use mlx::fast::{rms_norm, sdpa_merged, swiglu, Mask};
+use mlx::fast::{decoder_layer, rms_norm, sdpa_merged, swiglu, LayerParams, Mask};
 use mlx::{concatenate, Array, Binary, Dtype};
 
 /// The tensors of one decoder layer, each field named as its safetensors key after
@@ -31,6 +31,10 @@ pub struct LayerWeights<M, V> {
     pub down_proj: M,
     pub router: Option<M>,
 }
+
+/// Tokens per row up to which a layer runs as one CPU node (the fused attention's few-query
+/// kernel; a prompt's nodes are few beside its arithmetic).
+const FUSED_LAYER_TOKENS: i32 = 8;
 
 /// A loaded decoder layer.
 pub type Layer = LayerWeights<Matrix, Array>;
@@ -237,7 +241,57 @@ pub fn load_vector(ckpt: &Checkpoint, name: &str, dtype: Dtype) -> Result<Array>
 impl Layer {
     /// `x`: `[B, L, hidden]` → `[B, L, hidden]`, appending this layer's keys/values to `cache`.
     pub fn forward(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Array> {
+        if let Some(y) = self.as_one_node(x, index, cache, d)? {
+            return Ok(y);
+        }
         self.around_attention(x, d, |normed| self.attention(normed, index, cache, d))
+    }
+
+    /// The whole layer as one CPU node (mlx::fast::decoder_layer) where it applies: a few
+    /// tokens, a dense MLP, every matrix packed alike, an unpadded float cache. The same
+    /// kernels in the same order as op by op, without ~12 nodes' hand-offs per layer.
+    fn as_one_node(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Option<Array>> {
+        let (_, l) = check_input(x, index, cache, d)?;
+        if l > FUSED_LAYER_TOKENS || self.router.is_some() || cache.left_padding().is_some() {
+            return Ok(None);
+        }
+        let Some((quant, int8, parts)) = Matrix::packed_alike(&self.matrices()) else {
+            return Ok(None);
+        };
+        let Ok(matrices) = <[[&Array; 3]; 7]>::try_from(parts) else {
+            return Ok(None);
+        };
+        let position = cache.layer_offset(index);
+        let (base, freqs, factor) = d.rope.parts();
+        let vectors = [
+            &self.input_layernorm,
+            &self.q_norm,
+            &self.k_norm,
+            &self.post_attention_layernorm,
+            &Array::from_slice(&[position], &[1])?,
+        ];
+        cache.update_in_node(index, l, |keys, values, slot| {
+            let params = LayerParams {
+                eps: d.eps,
+                base,
+                factor,
+                scale: (d.head_dim as f32).powf(-0.5),
+                heads: d.heads,
+                kv_heads: d.kv_heads,
+                slot,
+                bits: quant.bits,
+                group_size: quant.group_size,
+                int8,
+            };
+            Ok(decoder_layer(
+                x,
+                vectors,
+                freqs,
+                (keys, values),
+                &matrices,
+                params,
+            )?)
+        })
     }
 
     /// Like [`Layer::forward`] for rows that each have their own one-row cache.

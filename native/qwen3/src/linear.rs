@@ -328,7 +328,9 @@ impl Matrix {
 
     /// The packing and int8 choice all `matrices` share, with each one's weight, scales
     /// and biases, if all are packed alike.
-    fn packed_alike<'a>(matrices: &[&'a Matrix]) -> Option<(QuantParams, bool, Vec<[&'a Array; 3]>)> {
+    pub(crate) fn packed_alike<'a>(
+        matrices: &[&'a Matrix],
+    ) -> Option<(QuantParams, bool, Vec<[&'a Array; 3]>)> {
         let mut parts = Vec::with_capacity(matrices.len());
         let mut shared = None;
         for m in matrices {

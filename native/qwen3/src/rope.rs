@@ -169,13 +169,17 @@ impl Rope {
         eps: f32,
         starts: &Array,
     ) -> Result<Array> {
-        let (freqs, factor) = match &self.yarn {
-            None => (None, 1.0),
-            Some((freqs, factor)) => (Some(freqs), *factor),
-        };
-        Ok(norm_rope(
-            x, weight, eps, heads, self.base, starts, freqs, factor,
-        )?)
+        let (base, freqs, factor) = self.parts();
+        Ok(norm_rope(x, weight, eps, heads, base, starts, freqs, factor)?)
+    }
+
+    /// The base, YaRN's wavelengths if any, and q/k's factor (1 without YaRN), as the fused
+    /// kernels take them.
+    pub fn parts(&self) -> (f32, Option<&Array>, f32) {
+        match &self.yarn {
+            None => (self.base, None, 1.0),
+            Some((freqs, factor)) => (self.base, Some(freqs), *factor),
+        }
     }
 }
 

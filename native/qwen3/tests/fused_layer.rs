@@ -1,0 +1,144 @@
+//! A decoder layer as one CPU node (`mlx::fast::decoder_layer`) against the same layer built
+//! op by op: the node runs the same kernels in the same order, so the logits must be equal
+//! to the bit, through prompts short enough for the node (≤ 8 tokens) and longer ones that
+//! go op by op and read what the node wrote, steps chained lazily (each step's token the
+//! unevaluated argmax of the last, as generation queues them), int8 products on and off,
+//! a windowed cache that drops tokens while the node writes in place, and the cache read
+//! and copied (`held`, `copy_prefix`) after a step whose output was never evaluated.
+
+mod common;
+use common::*;
+use mlx::Array;
+use qwen3::kv_buffer::KvQuant;
+use qwen3::{sampler, KvCache, LoadOptions, Model};
+
+const VARIANTS: [&str; 3] = ["q4-g32-untied", "q4-g64-tied", "q8-g128-untied"];
+
+/// Every logit of a fixed sequence of calls: a 5-token prompt, 3 one-token steps, a
+/// 2-token step, a 12-token chunk, then 4 steps chained lazily and evaluated together.
+fn sequence(model: &Model, cache: &mut KvCache) -> qwen3::Result<Vec<f32>> {
+    let mut all = vec![];
+    let step = |tokens: &[u32], cache: &mut KvCache| -> qwen3::Result<Vec<f32>> {
+        f32s(&model.forward(&ids(tokens)?, cache, false)?)
+    };
+    all.extend(step(&[5, 9, 2, 77, 31], cache)?);
+    for t in [4, 18, 250] {
+        all.extend(step(&[t], cache)?);
+    }
+    all.extend(step(&[12, 6], cache)?);
+    all.extend(step(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], cache)?);
+    let mut token = Array::from_slice(&[7u32], &[1, 1])?;
+    let mut lazy = vec![];
+    for _ in 0..4 {
+        let logits = model.forward(&token, cache, true)?;
+        token = sampler::greedy(&logits)?.reshape(&[1, 1])?;
+        lazy.push(logits);
+    }
+    for logits in &lazy {
+        all.extend(f32s(logits)?);
+    }
+    Ok(all)
+}
+
+/// One token at a time through a window of 12 slots keeping 2, past where it drops tokens.
+fn windowed(model: &Model) -> qwen3::Result<Vec<f32>> {
+    let mut cache = model.new_cache(1, 12)?;
+    cache.set_window(2)?;
+    let mut all = vec![];
+    for t in 0..20u32 {
+        all.extend(f32s(&model.forward(
+            &ids(&[(t * 37 + 5) % 200])?,
+            &mut cache,
+            true,
+        )?)?);
+    }
+    Ok(all)
+}
+
+/// Every key and value `cache` holds, and those of a cache its prefix is copied into, after
+/// a step that nothing evaluates (the writes must still come before the reads).
+fn read_after_a_lazy_step(model: &Model, cache: &mut KvCache) -> qwen3::Result<Vec<f32>> {
+    let _never_evaluated = model.forward(&ids(&[9])?, cache, true)?;
+    let mut copy = model.new_cache(1, 64)?;
+    copy.copy_prefix(cache, cache.offset())?;
+    let _never_evaluated = model.forward(&ids(&[21])?, cache, true)?;
+    let mut all = vec![];
+    for (keys, values) in cache.held()?.iter().chain(&copy.held()?) {
+        all.extend(f32s(keys)?);
+        all.extend(f32s(values)?);
+    }
+    Ok(all)
+}
+
+/// The sequence's and the window's logits, and the primitive layer 0's output comes from.
+fn run(variant: &'static str, int8: bool, one_node: bool) -> (Vec<f32>, Vec<f32>, String) {
+    on_device(move || {
+        let was = mlx::fast::set_fused_layer(one_node);
+        let opts = LoadOptions {
+            int8_activations: int8,
+            ..LoadOptions::default()
+        };
+        let model = Model::load(fixtures().join(variant), test_device(), opts, |_| {})?;
+        let mut cache = model.new_cache(1, 64)?;
+        let mut logits = sequence(&model, &mut cache)?;
+        logits.extend(read_after_a_lazy_step(&model, &mut cache)?);
+        let window = windowed(&model)?;
+        let h = model.embed(&ids(&[11])?)?;
+        let name = model.layer(0, &h, &mut cache)?.primitive_name();
+        mlx::fast::set_fused_layer(was);
+        Ok((logits, window, name))
+    })
+}
+
+#[test]
+fn one_node_layers_give_the_op_by_op_logits_to_the_bit() {
+    if test_device() != mlx::Device::Cpu {
+        return; // the node is a CPU kernel
+    }
+    for variant in VARIANTS {
+        for int8 in [false, true] {
+            let (fused, fused_window, name) = run(variant, int8, true);
+            let (reference, reference_window, reference_name) = run(variant, int8, false);
+            assert_eq!(
+                name, "FusedDecoderLayer",
+                "{variant} int8 {int8}: the layer was not one node"
+            );
+            assert_ne!(reference_name, "FusedDecoderLayer");
+            assert_eq!(fused.len(), reference.len());
+            let diff = max_abs_diff(&fused, &reference);
+            let window_diff = max_abs_diff(&fused_window, &reference_window);
+            assert!(
+                diff == 0.0 && window_diff == 0.0,
+                "{variant} int8 {int8}: max |Δlogit| {diff:e}, windowed {window_diff:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_node_is_not_built_where_it_does_not_apply() {
+    // A quantized KV cache, a layer whose matrices are packed differently (q-mixed-tied's
+    // layer 1 has an 8-bit down_proj) and float32-widened weights go op by op.
+    let names = on_device(|| {
+        let mut names = vec![];
+        let quantized = load("q4-g64-tied", None)?;
+        let quant = KvQuant {
+            bits: 8,
+            group_size: 32,
+        };
+        let mut cache = quantized.new_cache_quantized(1, 16, Some(quant))?;
+        let h = quantized.embed(&ids(&[11])?)?;
+        names.push(quantized.layer(0, &h, &mut cache)?.primitive_name());
+        for (variant, storage, layer) in [
+            ("q-mixed-tied", None, 1),
+            ("q4-g64-tied", Some(qwen3::Storage::Widened), 0),
+        ] {
+            let model = load_as(variant, None, storage)?;
+            let mut cache = model.new_cache(1, 16)?;
+            let h = model.embed(&ids(&[11])?)?;
+            names.push(model.layer(layer, &h, &mut cache)?.primitive_name());
+        }
+        Ok(names)
+    });
+    assert!(names.iter().all(|n| n != "FusedDecoderLayer"), "{names:?}");
+}
