@@ -73,7 +73,7 @@ struct OutputRows {
 };
 
 // Key rows below which attend_few stays on one thread (a few microseconds of work).
-constexpr int64_t kKeyRowsToSplit = 2048;
+constexpr int64_t kKeyRowsToSplit = 256;
 
 // Pieces of (batch row, key/value head): the group's query heads read that head's keys and
 // values one after the other, while they are still in the core's cache.
