@@ -168,10 +168,21 @@ defmodule Qwen3.Generate do
 
       # Not finished means `upcoming` was built: at least one more token is allowed.
       case {Sequence.finished?(gen.sequence), upcoming} do
+        {true, {:ok, {unused, _}}} -> finish_unused(unused, {:token, id, text, gen})
         {true, _} -> {:token, id, text, gen}
         {false, {:ok, pending}} -> {:token, id, text, %{gen | pending: pending}}
         {false, {:error, _} = error} -> error
       end
+    end
+  end
+
+  # A step built ahead and not needed (the generation stopped): reading a token waits only for
+  # its own step, so this one may still be computing; it is waited for, so that no work of
+  # this generation is left running once it returns (nor writes into a buffer that went).
+  defp finish_unused(token, reply) do
+    case Array.eval(token) do
+      :ok -> reply
+      error -> error
     end
   end
 

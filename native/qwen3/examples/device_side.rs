@@ -94,6 +94,8 @@ fn decode_gaps(model: &Model, vocab: usize, n: usize) -> qwen3::Result<Vec<f64>>
         last = Some(now);
         token = next;
     }
+    token.eval()?; // the last token queued, so that nothing runs while the model goes
+
     gaps.sort_by(f64::total_cmp);
     Ok(gaps)
 }
