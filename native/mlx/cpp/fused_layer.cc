@@ -148,7 +148,7 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
     return std::nullopt;
   }
   if (x.ndim() != 3 || keys.ndim() != 4 || values.shape() != keys.shape() || x.size() == 0) return std::nullopt;
-  const int64_t d = keys.shape(3), groups_cols = 32 / p.bits;
+  const int64_t d = keys.shape(3), per_word = 32 / p.bits;
   const Sizes n{x.shape(0),
                 x.shape(1),
                 x.shape(2),
@@ -180,20 +180,21 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
   for (int m = 0; m < kMatrixCount; ++m) {
     const auto &w = matrices[3 * m], &scales = matrices[3 * m + 1], &biases = matrices[3 * m + 2];
     const int64_t out = shapes[m][0], cols = shapes[m][1];
-    const bool ok = w.dtype() == mx::uint32 && w.ndim() == 2 && w.shape(0) == out && w.shape(1) * groups_cols == cols &&
+    const bool ok = w.dtype() == mx::uint32 && w.ndim() == 2 && w.shape(0) == out && w.shape(1) * per_word == cols &&
                     cols % p.group == 0 && scales.ndim() == 2 && scales.shape(0) == out &&
                     scales.shape(1) == cols / p.group && biases.shape() == scales.shape() &&
                     scales.dtype() == biases.dtype() && stored_type(scales.dtype()) &&
                     loaded_row_contiguous(w) && loaded_row_contiguous(scales) && loaded_row_contiguous(biases);
     if (!ok) return std::nullopt;
   }
+  // The node's inputs in Input's order (kFreqs only with wavelengths: matrices_at says where
+  // the matrices start).
   std::vector<mx::array> inputs{x};
   inputs.insert(inputs.end(), vectors.begin(), vectors.begin() + 5);
   inputs.insert(inputs.end(), {keys, values});
   if (p.has_freqs) inputs.push_back(vectors[5]);
   const int matrices_at = static_cast<int>(inputs.size());
   inputs.insert(inputs.end(), matrices.begin(), matrices.end());
-  // The node's inputs in Input's order (kFreqs is absent without freqs: matrices_at says where they start).
   std::vector<float> params{p.eps,
                             p.base,
                             p.factor,
