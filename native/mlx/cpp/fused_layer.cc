@@ -148,7 +148,7 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
     return std::nullopt;
   }
   if (x.ndim() != 3 || keys.ndim() != 4 || values.shape() != keys.shape() || x.size() == 0) return std::nullopt;
-  const int64_t d = keys.shape(3), per_word = 32 / p.bits;
+  const int64_t d = keys.shape(3);
   const Sizes n{x.shape(0),
                 x.shape(1),
                 x.shape(2),
@@ -165,13 +165,10 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
   for (int i = 0; i < 4; ++i)
     if (vectors[i].dtype() != mx::float32 || vectors[i].ndim() != 1 || vectors[i].shape(0) != lengths[i])
       return std::nullopt;
-  const auto& positions = vectors[4];
-  if (positions.dtype() != mx::int32 || positions.ndim() != 1 ||
-      (positions.shape(0) != 1 && positions.shape(0) != n.batch)) {
+  if (!positions_fit(vectors[4], static_cast<int>(n.batch), p.has_freqs ? &vectors[5] : nullptr,
+                     static_cast<int>(d / 2))) {
     return std::nullopt;
   }
-  if (p.has_freqs && (vectors[5].dtype() != mx::float32 || vectors[5].shape() != mx::Shape{static_cast<int>(d / 2)}))
-    return std::nullopt;
   // Each matrix [out, in]: its packed words, scales and biases loaded, of one layout.
   const int64_t q_width = n.heads * d, kv_width = n.kv_heads * d;
   const int64_t shapes[kMatrixCount][2] = {{q_width, n.hidden}, {kv_width, n.hidden}, {kv_width, n.hidden},
@@ -179,11 +176,7 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
                                            {n.hidden, n.ff}};
   for (int m = 0; m < kMatrixCount; ++m) {
     const auto &w = matrices[3 * m], &scales = matrices[3 * m + 1], &biases = matrices[3 * m + 2];
-    const int64_t out = shapes[m][0], cols = shapes[m][1];
-    const bool ok = w.dtype() == mx::uint32 && w.ndim() == 2 && w.shape(0) == out && w.shape(1) * per_word == cols &&
-                    cols % p.group == 0 && scales.ndim() == 2 && scales.shape(0) == out &&
-                    scales.shape(1) == cols / p.group && biases.shape() == scales.shape() &&
-                    scales.dtype() == biases.dtype() && stored_type(scales.dtype()) &&
+    const bool ok = affine_columns(w, scales, biases, p.group, p.bits) == shapes[m][1] && w.shape(0) == shapes[m][0] &&
                     loaded_row_contiguous(w) && loaded_row_contiguous(scales) && loaded_row_contiguous(biases);
     if (!ok) return std::nullopt;
   }

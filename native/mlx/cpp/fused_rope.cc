@@ -72,14 +72,12 @@ void rope_rows(const std::vector<mx::array>& in, mx::array& out, float base, flo
   }
 }
 
-// Whether the kernels take these start positions (int32, one or one per batch row) and
-// wavelengths (float32, one per pair).
+}  // namespace
+
 bool positions_fit(const mx::array& offsets, int batch, const mx::array* freqs, int half) {
   return offsets.dtype() == mx::int32 && (offsets.size() == 1 || (offsets.ndim() == 1 && offsets.shape(0) == batch)) &&
          (!freqs || (freqs->dtype() == mx::float32 && freqs->ndim() == 1 && freqs->shape(0) == half));
 }
-
-}  // namespace
 
 // in: x [B, T, H·D], offsets, weight [D], freqs (optional) → out [B, H, T, D]: each head
 // normed, times `factor` (YaRN's; 1: none), then rotated.

@@ -12,6 +12,8 @@
 
 #include <cstring>
 
+#include "mlx/cpp/stored_values.inc"
+
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define QWEN3_INT8 1
@@ -117,16 +119,7 @@ void block(const PackedProduct& p, const Int8Rows& xs, int64_t j) {
   const uint8_t* w = p.w + j * row_bytes;
   // Prefetch whole blocks about 8 KiB ahead (the best of 2–32 KiB on 0.6B shapes).
   const int64_t ahead = ((int64_t{8} << 10) + WS * row_bytes - 1) / (WS * row_bytes) * (WS * row_bytes);
-  // And the scales and biases of those rows: two more streams, each only a few bytes a row.
-  {
-    const int64_t size = T == Stored::F32 ? 4 : 2, first = (j + ahead / row_bytes) * groups * size;
-    const auto* scales = static_cast<const uint8_t*>(p.scales);
-    const auto* biases = static_cast<const uint8_t*>(p.biases);
-    for (int64_t b = 0; b < WS * groups * size; b += 64) {
-      __builtin_prefetch(scales + first + b);
-      __builtin_prefetch(biases + first + b);
-    }
-  }
+  prefetch_scales_biases(p, j + ahead / row_bytes, WS);
   // The weights' scales 16 groups at a time, in registers; a lane's is picked by index.
   const int64_t chunks_per_16 = kInt8Lanes * G / values;
   for (int64_t g16 = 0; g16 < groups; g16 += kInt8Lanes) {

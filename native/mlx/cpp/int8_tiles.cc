@@ -187,7 +187,7 @@ void passes(const PackedProduct& p, const Int8Rows& xs, const Tile& t, int64_t j
 }  // namespace
 
 void int8_tile_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0, int64_t j1, void* buffer) {
-  const int64_t row_bytes = p.k * p.bits / 8, param_bytes = (p.k / p.group) * (p.type == Stored::F32 ? 4 : 2);
+  const int64_t row_bytes = p.k * p.bits / 8;
   for (int64_t j = j0; j < j1; j += kTileRows) {
     const int64_t m = smaller(kTileRows, j1 - j);
     const Tile t = fill_tile(p, j, m, buffer);
@@ -195,10 +195,7 @@ void int8_tile_rows_times(const PackedProduct& p, const Int8Rows& xs, int64_t j0
     // copied straight from memory, each row waited on its lines.
     const int64_t rows = smaller(kTileRows, j1 - j - kTileRows);
     for (int64_t b = 0; b < rows * row_bytes; b += 64) __builtin_prefetch(p.w + (j + kTileRows) * row_bytes + b, 0, 2);
-    for (int64_t b = 0; b < rows * param_bytes; b += 64) {
-      __builtin_prefetch(static_cast<const uint8_t*>(p.scales) + (j + kTileRows) * param_bytes + b, 0, 2);
-      __builtin_prefetch(static_cast<const uint8_t*>(p.biases) + (j + kTileRows) * param_bytes + b, 0, 2);
-    }
+    prefetch_scales_biases<2>(p, j + kTileRows, rows);
     if (p.bits == 4) passes<4>(p, xs, t, j, m);
     if (p.bits == 8) passes<8>(p, xs, t, j, m);
   }

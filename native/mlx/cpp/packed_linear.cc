@@ -253,15 +253,9 @@ std::optional<std::vector<mx::array>> packed_affine_linears(const mx::array& x, 
   std::vector<mx::array> inputs{x};
   for (size_t i = 0; i < parts.size(); i += 3) {
     const auto &w = parts[i], &scales = parts[i + 1], &biases = parts[i + 2];
-    if (w.ndim() != 2 || w.dtype() != mx::uint32) return std::nullopt;
-    const int n = w.shape(0);
-    const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
-    const mx::Shape groups{n, static_cast<int>(k / group)};
-    if (!applies_to(x, k) || k % group != 0 || scales.shape() != groups || biases.shape() != groups ||
-        scales.dtype() != biases.dtype() || scales.dtype() != parts[1].dtype() || !stored_type(scales.dtype())) {
-      return std::nullopt;
-    }
-    shapes.push_back(out_shape(x, n));
+    const int64_t k = affine_columns(w, scales, biases, group, bits);
+    if (k == 0 || !applies_to(x, k) || scales.dtype() != parts[1].dtype()) return std::nullopt;
+    shapes.push_back(out_shape(x, w.shape(0)));
     inputs.insert(inputs.end(), {row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
   }
   const int64_t k = x.shape(-1);
@@ -296,6 +290,15 @@ std::optional<mx::array> packed_half_linear(const mx::array& x, const mx::array&
                          {x, row_contiguous(w)}, [isa](const std::vector<mx::array>& in, mx::array& out) {
                            run_product(isa, 0, 0, in, out);
                          });
+}
+
+int64_t affine_columns(const mx::array& w, const mx::array& scales, const mx::array& biases, int group, int bits) {
+  if (w.ndim() != 2 || w.dtype() != mx::uint32 || group <= 0 || bits <= 0) return 0;
+  const int64_t k = static_cast<int64_t>(w.shape(1)) * 32 / bits;
+  const mx::Shape groups{w.shape(0), static_cast<int>(k / group)};
+  const bool fits = k % group == 0 && scales.shape() == groups && biases.shape() == groups &&
+                    scales.dtype() == biases.dtype() && stored_type(scales.dtype());
+  return fits ? k : 0;
 }
 
 bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8) {

@@ -39,6 +39,10 @@ std::optional<Stored> stored_type(mx::Dtype t);
 void packed_rows_product(const PackedIsa& isa, PackedProduct p, const float* x, int64_t rows);
 mx::array row_contiguous(const mx::array& a);
 
+// The columns (input features) of affine weights w (packed uint32 words), with a scale and
+// a bias of one stored type per group of `group`; 0 where they do not have that layout.
+int64_t affine_columns(const mx::array& w, const mx::array& scales, const mx::array& biases, int group, int bits);
+
 // Whether products of `rows` rows with these weights run the int8 kernels, as
 // packed_affine_linears picks them (`int8` asked for, the CPU and layout take them).
 bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8);

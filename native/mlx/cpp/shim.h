@@ -99,8 +99,8 @@ UArray swiglu(const Array& gate, const Array& up);
 UArray top_p_filter(const Array& logits, float p);
 bool set_fused_cpu_kernels(bool on);
 // A dense decoder layer as one CPU node (cpp/fused_layer.h): {y, keys', values'} (the
-// buffers written in place, ordered after the node), or null where it does not apply. floats: eps, base, factor, scale; ints: heads, kv_heads, slot,
-// bits, group, int8, has_freqs.
+// buffers written in place, ordered after the node), or null where it does not apply.
+// floats: eps, base, factor, scale; ints: heads, kv_heads, slot, bits, group, int8, has_freqs.
 std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
                                               const Array& values, const ArrayVec& matrices,
                                               rust::Slice<const float> floats, rust::Slice<const int32_t> ints);

@@ -203,13 +203,8 @@ impl KvCache {
     /// keys and values of slots `..offset + L`.
     pub fn update(&mut self, layer: usize, keys: &Array, values: &Array) -> Result<(Array, Array)> {
         let len = keys.dim(2)?;
-        self.check_room(layer, len)?;
-        if let Some(keep) = self.window {
-            self.make_room(layer, keep, len)?;
-        }
-        let (l, capacity) = (&mut self.layers[layer], self.capacity);
-        l.keys.reserve(l.offset + len, capacity)?;
-        l.values.reserve(l.offset + len, capacity)?;
+        self.room_for(layer, len)?;
+        let l = &mut self.layers[layer];
         l.keys.write(keys, l.offset)?;
         l.values.write(values, l.offset)?;
         l.offset += len;
@@ -227,16 +222,8 @@ impl KvCache {
         len: i32,
         write: impl FnOnce(&Array, &Array, i32) -> Result<Option<[Array; 3]>>,
     ) -> Result<Option<Array>> {
-        self.check_room(layer, len)?;
-        if self.layers[layer].keys.quant().is_some() {
-            return Ok(None);
-        }
-        if let Some(keep) = self.window {
-            self.make_room(layer, keep, len)?;
-        }
-        let (l, capacity) = (&mut self.layers[layer], self.capacity);
-        l.keys.reserve(l.offset + len, capacity)?;
-        l.values.reserve(l.offset + len, capacity)?;
+        self.room_for(layer, len)?;
+        let l = &mut self.layers[layer];
         let (Some(keys), Some(values)) = (l.keys.plain(), l.values.plain()) else {
             return Ok(None);
         };
@@ -246,6 +233,18 @@ impl KvCache {
         (l.keys, l.values) = (KvBuffer::Plain(keys), KvBuffer::Plain(values));
         l.offset += len;
         Ok(Some(output))
+    }
+
+    /// Checks that `len` more tokens fit layer `layer`, then makes the room: a window drops its
+    /// oldest tokens, the buffers grow.
+    fn room_for(&mut self, layer: usize, len: i32) -> Result<()> {
+        self.check_room(layer, len)?;
+        if let Some(keep) = self.window {
+            self.make_room(layer, keep, len)?;
+        }
+        let (l, capacity) = (&mut self.layers[layer], self.capacity);
+        l.keys.reserve(l.offset + len, capacity)?;
+        l.values.reserve(l.offset + len, capacity)
     }
 
     /// Drops the oldest tokens after the first `keep` of layer `layer` until `len` more fit.
