@@ -18,13 +18,14 @@
 namespace qwen3_mlx {
 
 // Outputs computed together on the CPU stream by `run` (given the evaluated inputs and the
-// freshly allocated, row-contiguous outputs). `params` tells equal nodes apart.
+// freshly allocated, row-contiguous outputs). `params` and `constants` (the address of what
+// `run` holds besides its inputs, if anything: a layer's weights) tell equal nodes apart.
 class CpuKernel : public mx::Primitive {
  public:
   using Run = std::function<void(const std::vector<mx::array>&, std::vector<mx::array>&)>;
 
-  CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run)
-      : mx::Primitive(stream), name_(name), params_(std::move(params)), run_(std::move(run)) {}
+  CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run, const void* constants = nullptr)
+      : mx::Primitive(stream), name_(name), params_(std::move(params)), run_(std::move(run)), constants_(constants) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& encoder = mx::cpu::get_command_encoder(stream());
@@ -51,13 +52,14 @@ class CpuKernel : public mx::Primitive {
 
   bool is_equivalent(const mx::Primitive& other) const override {
     auto* o = dynamic_cast<const CpuKernel*>(&other);
-    return o && std::string(o->name_) == name_ && o->params_ == params_;
+    return o && std::string(o->name_) == name_ && o->params_ == params_ && o->constants_ == constants_;
   }
 
  private:
   const char* name_;
   std::vector<float> params_;
   Run run_;
+  const void* constants_;
 };
 
 // Nodes computing `run` from `inputs`, one float32 output per shape, on this thread's CPU stream.
@@ -70,16 +72,19 @@ inline std::vector<mx::array> cpu_kernel_nodes(const char* name, std::vector<mx:
   return mx::array::make_arrays(std::move(shapes), dtypes, kernel, inputs);
 }
 
-// One node computing `run` from `inputs`, shaped `shape`, float32, on this thread's CPU stream.
+// One node computing `run` from `inputs`, shaped `shape`, float32, on this thread's CPU stream
+// (`constants` as CpuKernel takes it).
 inline mx::array cpu_kernel_node(const char* name, mx::Shape shape, std::vector<float> params,
                                  std::vector<mx::array> inputs,
-                                 std::function<void(const std::vector<mx::array>&, mx::array&)> run) {
+                                 std::function<void(const std::vector<mx::array>&, mx::array&)> run,
+                                 const void* constants = nullptr) {
   auto stream = mx::default_stream(mx::Device::cpu);
   auto one = [run = std::move(run)](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
     run(in, out[0]);
   };
   return mx::array(std::move(shape), mx::float32,
-                   std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(one)), std::move(inputs));
+                   std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(one), constants),
+                   std::move(inputs));
 }
 
 // Rows along the last axis of an evaluated float32 array (a view, a broadcast or a copy).

@@ -13,7 +13,9 @@
 #include "mlx/cpp/fused_layer.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
@@ -24,14 +26,29 @@
 namespace qwen3_mlx {
 namespace {
 
-// Where the node's inputs sit; the matrices' weights, scales and biases follow from
-// `matrices_at` on (kFreqs, or kFreqs itself without wavelengths).
-enum Input { kX, kInputNorm, kQNorm, kKNorm, kPostNorm, kPositions, kKeys, kValues, kFreqs };
+// The node's inputs: what changes from step to step.
+enum Input { kX, kPositions, kKeys, kValues };
+// The layer's norms (and RoPE's wavelengths, if any) and matrices, which the node holds
+// instead of taking them as inputs: ~25 fewer arrays for MLX to walk, hold and let go
+// each step, on the thread that builds the next step and between kernels on the stream's.
+enum Vector { kInputNorm, kQNorm, kKNorm, kPostNorm, kFreqs };
 enum Matrix { kQ, kK, kV, kO, kGate, kUp, kDown, kMatrixCount };
+
+struct Constants {
+  std::vector<mx::array> vectors, matrices;  // evaluated; held for the addresses in `weights`
+  std::array<AffineWeights, kMatrixCount> weights;
+};
 
 struct Sizes {
   int64_t batch, tokens, hidden, heads, kv_heads, head_dim, ff, slot;
   int64_t rows() const { return batch * tokens; }
+  // Matrix m's [out, in] features.
+  std::array<int64_t, 2> shape(int m) const {
+    const int64_t q = heads * head_dim, kv = kv_heads * head_dim;
+    const int64_t shapes[kMatrixCount][2] = {{q, hidden},  {kv, hidden}, {kv, hidden}, {hidden, q},
+                                             {ff, hidden}, {ff, hidden}, {hidden, ff}};
+    return {shapes[m][0], shapes[m][1]};
+  }
 };
 
 void add_into(float* y, const float* x, int64_t n) {
@@ -55,9 +72,11 @@ void write_slots(const float* from, int64_t token_stride, int64_t head_stride, i
 
 class LayerRun {
  public:
-  LayerRun(const FusedLayerParams& p, const Sizes& n, int matrices_at) : p_(p), n_(n), matrices_at_(matrices_at) {}
+  LayerRun(const FusedLayerParams& p, const Sizes& n, std::shared_ptr<const Constants> c)
+      : p_(p), n_(n), c_(std::move(c)) {}
 
   void operator()(const std::vector<mx::array>& in, mx::array& y) const {
+    const auto& vectors = c_->vectors;
     const Sizes& n = n_;
     const int64_t rows = n.rows(), q_width = n.heads * n.head_dim, kv_width = n.kv_heads * n.head_dim;
     mx::array keys = in[kKeys], values = in[kValues];
@@ -72,10 +91,10 @@ class LayerRun {
     }
 
     auto normed = scratch_array({static_cast<int>(n.batch), static_cast<int>(n.tokens), static_cast<int>(n.hidden)});
-    rms_norm_rows({x, in[kInputNorm]}, normed, p_.eps);
+    rms_norm_rows({x, vectors[kInputNorm]}, normed, p_.eps);
     auto q = scratch_array(token_rows(q_width)), k = scratch_array(token_rows(kv_width));
     auto v = scratch_array(token_rows(kv_width));
-    products(in, kQ, normed, {q.data<float>(), k.data<float>(), v.data<float>()});
+    products(kQ, normed, {q.data<float>(), k.data<float>(), v.data<float>()});
 
     auto q_heads = scratch_array(head_rows(n.heads)), k_heads = scratch_array(head_rows(n.kv_heads));
     rope_heads(in, q, kQNorm, q_heads);
@@ -89,16 +108,16 @@ class LayerRun {
     auto attended = scratch_array(token_rows(q_width));
     attend({q_heads, leading_view(keys, held), leading_view(values, held)}, attended.data<float>(), true, p_.scale,
            n.tokens > 1);
-    products(in, kO, attended, {y.data<float>()});
+    products(kO, attended, {y.data<float>()});
     add_into(y.data<float>(), x.data<float>(), rows * n.hidden);
 
-    rms_norm_rows({y, in[kPostNorm]}, normed, p_.eps);
+    rms_norm_rows({y, vectors[kPostNorm]}, normed, p_.eps);
     auto gate = scratch_array(token_rows(n.ff)), up = scratch_array(token_rows(n.ff));
-    products(in, kGate, normed, {gate.data<float>(), up.data<float>()});
+    products(kGate, normed, {gate.data<float>(), up.data<float>()});
     auto act = scratch_array(token_rows(n.ff));
     swiglu_rows({gate, up}, act);
     auto down = scratch_array(token_rows(n.hidden));
-    products(in, kDown, act, {down.data<float>()});
+    products(kDown, act, {down.data<float>()});
     add_into(y.data<float>(), down.data<float>(), rows * n.hidden);
   }
 
@@ -112,22 +131,20 @@ class LayerRun {
   }
 
   // Products of x's rows with the matrices from `first` on, one per output.
-  void products(const std::vector<mx::array>& in, int first, const mx::array& x,
-                std::initializer_list<float*> ys) const {
-    const int64_t k = x.shape(-1);
-    packed_products(p_.bits, p_.group, p_.int8, &in[matrices_at_ + 3 * first], x.data<float>(), n_.rows(), k,
-                    std::span<float* const>(ys.begin(), ys.size()));
+  void products(int first, const mx::array& x, std::initializer_list<float*> ys) const {
+    packed_products(p_.bits, p_.group, p_.int8, std::span(c_->weights).subspan(first, ys.size()), x.data<float>(),
+                    n_.rows(), x.shape(-1), std::span<float* const>(ys.begin(), ys.size()));
   }
 
   void rope_heads(const std::vector<mx::array>& in, const mx::array& x, int norm, mx::array& out) const {
-    std::vector<mx::array> args{x, in[kPositions], in[norm]};
-    if (p_.has_freqs) args.push_back(in[kFreqs]);
+    std::vector<mx::array> args{x, in[kPositions], c_->vectors[norm]};
+    if (p_.has_freqs) args.push_back(c_->vectors[kFreqs]);
     norm_rope_rows(args, out, p_.eps, p_.base, p_.factor);
   }
 
   FusedLayerParams p_;
   Sizes n_;
-  int matrices_at_;
+  std::shared_ptr<const Constants> c_;
 };
 
 thread_local bool fused_layer_on = true;
@@ -170,24 +187,22 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
     return std::nullopt;
   }
   // Each matrix [out, in]: its packed words, scales and biases loaded, of one layout.
-  const int64_t q_width = n.heads * d, kv_width = n.kv_heads * d;
-  const int64_t shapes[kMatrixCount][2] = {{q_width, n.hidden}, {kv_width, n.hidden}, {kv_width, n.hidden},
-                                           {n.hidden, q_width}, {n.ff, n.hidden},     {n.ff, n.hidden},
-                                           {n.hidden, n.ff}};
   for (int m = 0; m < kMatrixCount; ++m) {
     const auto &w = matrices[3 * m], &scales = matrices[3 * m + 1], &biases = matrices[3 * m + 2];
-    const bool ok = affine_columns(w, scales, biases, p.group, p.bits) == shapes[m][1] && w.shape(0) == shapes[m][0] &&
+    const bool ok = affine_columns(w, scales, biases, p.group, p.bits) == n.shape(m)[1] &&
+                    w.shape(0) == n.shape(m)[0] && scales.dtype() == matrices[1].dtype() &&
                     loaded_row_contiguous(w) && loaded_row_contiguous(scales) && loaded_row_contiguous(biases);
     if (!ok) return std::nullopt;
   }
-  // The node's inputs in Input's order (kFreqs only with wavelengths: matrices_at says where
-  // the matrices start).
-  std::vector<mx::array> inputs{x};
-  inputs.insert(inputs.end(), vectors.begin(), vectors.begin() + 5);
-  inputs.insert(inputs.end(), {keys, values});
-  if (p.has_freqs) inputs.push_back(vectors[5]);
-  const int matrices_at = static_cast<int>(inputs.size());
-  inputs.insert(inputs.end(), matrices.begin(), matrices.end());
+  auto c = std::make_shared<Constants>();
+  c->vectors = {vectors[0], vectors[1], vectors[2], vectors[3]};
+  if (p.has_freqs) c->vectors.push_back(vectors[5]);
+  c->matrices = matrices;
+  const Stored type = *stored_type(matrices[1].dtype());
+  for (int m = 0; m < kMatrixCount; ++m) {
+    c->weights[m] = {matrices[3 * m].data<void>(), matrices[3 * m + 1].data<void>(), matrices[3 * m + 2].data<void>(),
+                     n.shape(m)[0], type};
+  }
   std::vector<float> params{p.eps,
                             p.base,
                             p.factor,
@@ -197,8 +212,9 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
                             static_cast<float>(p.bits),
                             static_cast<float>(p.group),
                             p.int8 ? 1.0f : 0.0f};
-  auto y = cpu_kernel_node("FusedDecoderLayer", x.shape(), std::move(params), std::move(inputs),
-                           LayerRun(p, n, matrices_at));
+  const void* identity = c->weights[kQ].w;
+  auto y = cpu_kernel_node("FusedDecoderLayer", x.shape(), std::move(params), {x, vectors[4], keys, values},
+                           LayerRun(p, n, std::move(c)), identity);
   auto written = mx::depends({keys, values}, {y});
   return std::vector<mx::array>{y, written[0], written[1]};
 }

@@ -157,29 +157,25 @@ const float* input_rows(const mx::array& x, int64_t rows, int64_t k) {
   return scratch.gathered.data();
 }
 
-// Products of row-contiguous float32 rows x [rows, k] with weights[3i] (affine: scales and
-// biases after it; half: alone, one product) into ys[i], all of one layout: through `isa`'s
+// Products of row-contiguous float32 rows x [rows, k] with weights[i] into ys[i] (affine,
+// or half weights with w alone and `type` theirs), all of one layout: through `isa`'s
 // kernels, or the int8 ones where null.
-void products_of_rows(const PackedIsa* isa, int bits, int group, const mx::array* weights, const float* xs,
-                      int64_t rows, int64_t k, std::span<float* const> ys) {
+void products_of_rows(const PackedIsa* isa, int bits, int group, std::span<const AffineWeights> weights,
+                      const float* xs, int64_t rows, int64_t k, std::span<float* const> ys) {
   std::vector<PackedProduct> ps(ys.size());
   for (size_t i = 0; i < ys.size(); ++i) {
     PackedProduct& p = ps[i];
-    const mx::array& w = weights[3 * i];
-    p.w = w.data<uint8_t>();
+    const AffineWeights& w = weights[i];
+    p.w = static_cast<const uint8_t*>(w.w);
+    p.scales = w.scales;
+    p.biases = w.biases;
+    p.type = w.type;
     p.bits = bits;
     p.group = group;
     p.rows = static_cast<int>(std::min<int64_t>(rows, kDirectRowsMax));
-    p.n = w.shape(0);
+    p.n = w.n;
     p.k = k;
     p.y = ys[i];
-    if (bits > 0) {
-      p.scales = weights[3 * i + 1].data<uint8_t>();
-      p.biases = weights[3 * i + 2].data<uint8_t>();
-      p.type = *stored_type(weights[3 * i + 1].dtype());
-    } else {
-      p.type = *stored_type(w.dtype());
-    }
   }
   if (!isa) {
     int8_products(ps, xs, rows);
@@ -196,8 +192,19 @@ void run_products(const PackedIsa* isa, int bits, int group, const std::vector<m
   const auto& x = in[0];
   const int64_t k = x.shape(-1), rows = static_cast<int64_t>(x.size()) / k;
   std::vector<float*> ys;
-  for (auto& out : outs) ys.push_back(out.data<float>());
-  products_of_rows(isa, bits, group, in.data() + 1, input_rows(x, rows, k), rows, k, ys);
+  std::vector<AffineWeights> weights;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    ys.push_back(outs[i].data<float>());
+    const mx::array& w = in[1 + 3 * i];
+    if (bits > 0) {
+      const mx::array &scales = in[2 + 3 * i], &biases = in[3 + 3 * i];
+      weights.push_back({w.data<void>(), scales.data<void>(), biases.data<void>(), w.shape(0),
+                         *stored_type(scales.dtype())});
+    } else {
+      weights.push_back({w.data<void>(), nullptr, nullptr, w.shape(0), *stored_type(w.dtype())});
+    }
+  }
+  products_of_rows(isa, bits, group, weights, input_rows(x, rows, k), rows, k, ys);
 }
 
 void run_product(const PackedIsa* isa, int bits, int group, const std::vector<mx::array>& in, mx::array& out) {
@@ -308,8 +315,8 @@ bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8) 
   return int8 && !single_8bit_row && int8_activations_supported(bits, group, k);
 }
 
-void packed_products(int bits, int group, bool int8, const mx::array* weights, const float* x, int64_t rows,
-                     int64_t k, std::span<float* const> ys) {
+void packed_products(int bits, int group, bool int8, std::span<const AffineWeights> weights, const float* x,
+                     int64_t rows, int64_t k, std::span<float* const> ys) {
   const PackedIsa* isa = int8_products_for(bits, group, k, rows, int8) ? nullptr : isa_for(bits, group);
   products_of_rows(isa, bits, group, weights, x, rows, k, ys);
 }

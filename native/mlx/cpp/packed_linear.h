@@ -47,11 +47,18 @@ int64_t affine_columns(const mx::array& w, const mx::array& scales, const mx::ar
 // packed_affine_linears picks them (`int8` asked for, the CPU and layout take them).
 bool int8_products_for(int bits, int group, int64_t k, int64_t rows, bool int8);
 
+// One matrix of affine weights by address, as a product reads it: w [n, k·bits/8] bytes,
+// scales and biases [n, k / group] of `type`, all row-contiguous.
+struct AffineWeights {
+  const void *w, *scales, *biases;
+  int64_t n;
+  Stored type;
+};
+
 // What one node of packed_affine_linears(x, weights…) computes, inside another node's run
-// (fused_layer.cc): x row-contiguous [rows, k], weights[3i..3i+3) each product's weight,
-// scales and biases (loaded arrays, row-contiguous), ys[i] its output rows.
-void packed_products(int bits, int group, bool int8, const mx::array* weights, const float* x, int64_t rows,
-                     int64_t k, std::span<float* const> ys);
+// (fused_layer.cc): x row-contiguous [rows, k], ys[i] the output rows of weights[i].
+void packed_products(int bits, int group, bool int8, std::span<const AffineWeights> weights, const float* x,
+                     int64_t rows, int64_t k, std::span<float* const> ys);
 
 // Whether the CPU kernels take affine weights of `bits` in groups of `group`.
 bool packed_supported(int bits, int group);

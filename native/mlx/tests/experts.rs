@@ -8,7 +8,7 @@
 
 use mlx::fast::{dequantize, expert_linear, expert_quantized_linear, quantize, use_packed_isa};
 mod common;
-use common::{assert_close, isas, on_cpu, values};
+use common::{assert_close, isas, max_abs_diff, on_cpu, values};
 use mlx::{Array, Dtype, Result};
 
 const EXPERTS: i32 = 6;
@@ -150,11 +150,7 @@ fn half_precision_activations_run_through_float32_on_the_cpu() {
     });
     // Rounded once to bf16 (8 bits of mantissa) at the end.
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f32::max);
+    let worst = max_abs_diff(&got, &want);
     assert!(worst <= scale / 128.0, "max |Δ| {worst} vs scale {scale}");
 }
 

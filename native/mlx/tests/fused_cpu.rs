@@ -37,10 +37,12 @@ fn both(build: impl Fn() -> Result<Array> + Send + 'static) -> (Vec<f32>, Vec<f3
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
+    // A NaN difference counts as infinite (f32::max would drop it).
     let worst = got
         .iter()
         .zip(want)
-        .map(|(g, w)| (g - w).abs())
+        .map(|(g, w)| if g == w { 0.0 } else { (g - w).abs() })
+        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
         .fold(0.0, f32::max);
     assert!(worst <= tol, "{what}: max |Δ| {worst} > {tol}");
 }

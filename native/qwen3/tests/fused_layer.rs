@@ -142,3 +142,38 @@ fn the_node_is_not_built_where_it_does_not_apply() {
     });
     assert!(names.iter().all(|n| n != "FusedDecoderLayer"), "{names:?}");
 }
+
+/// The node holds its layer's norms and matrices itself (they are not graph inputs): a step
+/// built, then its model dropped and the freed memory written over, must still give the
+/// logits of the same step with the model kept.
+#[test]
+fn a_step_outlives_the_model_it_was_built_from() {
+    if test_device() != mlx::Device::Cpu {
+        return;
+    }
+    let step = |drop_model: bool| -> qwen3::Result<Vec<f32>> {
+        let model = load("q4-g64-tied", None)?;
+        let mut cache = model.new_cache(1, 16)?;
+        model.forward(&ids(&[5, 9, 2])?, &mut cache, true)?.eval()?;
+        let logits = model.forward(&ids(&[7])?, &mut cache, true)?;
+        let mut other = model.new_cache(1, 16)?;
+        let h = model.embed(&ids(&[7])?)?;
+        assert_eq!(
+            model.layer(0, &h, &mut other)?.primitive_name(),
+            "FusedDecoderLayer"
+        );
+        let mut scribbles = vec![];
+        if drop_model {
+            drop(model);
+            for size in (4..22).map(|shift| 1usize << shift) {
+                for _ in 0..8 {
+                    scribbles.push(Array::from_slice(&vec![0x7fu8; size], &[size as i32])?);
+                }
+            }
+        }
+        f32s(&logits)
+    };
+    let (kept, dropped) = on_device(move || Ok((step(false)?, step(true)?)));
+    let diff = max_abs_diff(&kept, &dropped);
+    assert!(diff == 0.0, "max |Δlogit| {diff:e} with the model dropped");
+}

@@ -64,11 +64,7 @@ fn buffers_grow_by_steps_and_keep_what_they_hold() {
         );
         // 8-bit groups of 64 round each value to 1/255 of its group's range (≤ 0.063 here).
         let bound = if quant.is_some() { 0.002 } else { 0.0 };
-        let worst = held
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = common::max_abs_diff(&held, &want);
         assert_eq!(held.len(), want.len());
         assert!(worst <= bound, "{quant:?}: off by {worst}");
     }

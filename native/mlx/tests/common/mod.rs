@@ -28,14 +28,21 @@ pub fn isas() -> Vec<&'static str> {
     })
 }
 
+/// The largest |a - b|; a difference that is not a number counts as infinite (f32::max
+/// would drop it).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    let gap = |(x, y): (&f32, &f32)| if x == y { 0.0 } else { (x - y).abs() };
+    a.iter()
+        .zip(b)
+        .map(gap)
+        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
+        .fold(0.0, f32::max)
+}
+
 /// Within 1e-5 of the largest |want| (float32 sums in another order).
 pub fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f32::max);
+    let worst = max_abs_diff(got, want);
     assert!(worst <= 1e-5 * scale, "{what}: max |Δ| {worst} > 1e-5 · {scale}");
 }
