@@ -20,12 +20,20 @@ namespace qwen3_mlx {
 // Outputs computed together on the CPU stream by `run` (given the evaluated inputs and the
 // freshly allocated, row-contiguous outputs). `params` and `constants` (the address of what
 // `run` holds besides its inputs, if anything: a layer's weights) tell equal nodes apart.
+// Output i with shares[i] ≥ 0 is input shares[i]'s buffer itself, which `run` writes into
+// in place (as mx::depends passes a buffer on): what reads it comes after the node.
 class CpuKernel : public mx::Primitive {
  public:
   using Run = std::function<void(const std::vector<mx::array>&, std::vector<mx::array>&)>;
 
-  CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run, const void* constants = nullptr)
-      : mx::Primitive(stream), name_(name), params_(std::move(params)), run_(std::move(run)), constants_(constants) {}
+  CpuKernel(mx::Stream stream, const char* name, std::vector<float> params, Run run, const void* constants = nullptr,
+            std::vector<int> shares = {})
+      : mx::Primitive(stream),
+        name_(name),
+        params_(std::move(params)),
+        run_(std::move(run)),
+        constants_(constants),
+        shares_(std::move(shares)) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& encoder = mx::cpu::get_command_encoder(stream());
@@ -36,8 +44,13 @@ class CpuKernel : public mx::Primitive {
     in.reserve(inputs.size());
     out.reserve(outputs.size());
     for (const auto& a : inputs) in.push_back(mx::array::unsafe_weak_copy(a));
-    for (auto& o : outputs) {
-      o.set_data(mx::allocator::malloc(o.nbytes()));
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      auto& o = outputs[i];
+      if (i < shares_.size() && shares_[i] >= 0) {
+        o.copy_shared_buffer(inputs[shares_[i]]);
+      } else {
+        o.set_data(mx::allocator::malloc(o.nbytes()));
+      }
       encoder.set_output_array(o);
       out.push_back(mx::array::unsafe_weak_copy(o));
     }
@@ -52,7 +65,8 @@ class CpuKernel : public mx::Primitive {
 
   bool is_equivalent(const mx::Primitive& other) const override {
     auto* o = dynamic_cast<const CpuKernel*>(&other);
-    return o && std::string(o->name_) == name_ && o->params_ == params_ && o->constants_ == constants_;
+    return o && std::string(o->name_) == name_ && o->params_ == params_ && o->constants_ == constants_ &&
+           o->shares_ == shares_;
   }
 
  private:
@@ -60,29 +74,33 @@ class CpuKernel : public mx::Primitive {
   std::vector<float> params_;
   Run run_;
   const void* constants_;
+  std::vector<int> shares_;
 };
 
-// Nodes computing `run` from `inputs`, one float32 output per shape, on this thread's CPU stream.
+// Nodes computing `run` from `inputs`, one float32 output per shape, on this thread's CPU
+// stream (`constants` and `shares` as CpuKernel takes them).
 inline std::vector<mx::array> cpu_kernel_nodes(const char* name, std::vector<mx::Shape> shapes,
                                                std::vector<float> params, std::vector<mx::array> inputs,
-                                               CpuKernel::Run run) {
+                                               CpuKernel::Run run, const void* constants = nullptr,
+                                               std::vector<int> shares = {}) {
   auto stream = mx::default_stream(mx::Device::cpu);
   std::vector<mx::Dtype> dtypes(shapes.size(), mx::float32);
-  auto kernel = std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run));
+  auto kernel =
+      std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run), constants, std::move(shares));
   return mx::array::make_arrays(std::move(shapes), dtypes, kernel, inputs);
 }
 
-// One node computing `run` from `inputs`, shaped `shape`, float32, on this thread's CPU stream
-// (`constants` as CpuKernel takes it).
+// One node computing `run` from `inputs`, shaped `shape`, of `dtype`, on this thread's CPU
+// stream (`constants` as CpuKernel takes it).
 inline mx::array cpu_kernel_node(const char* name, mx::Shape shape, std::vector<float> params,
                                  std::vector<mx::array> inputs,
                                  std::function<void(const std::vector<mx::array>&, mx::array&)> run,
-                                 const void* constants = nullptr) {
+                                 const void* constants = nullptr, mx::Dtype dtype = mx::float32) {
   auto stream = mx::default_stream(mx::Device::cpu);
   auto one = [run = std::move(run)](const std::vector<mx::array>& in, std::vector<mx::array>& out) {
     run(in, out[0]);
   };
-  return mx::array(std::move(shape), mx::float32,
+  return mx::array(std::move(shape), dtype,
                    std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(one), constants),
                    std::move(inputs));
 }

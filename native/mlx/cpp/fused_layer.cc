@@ -5,11 +5,11 @@
 // back to back in one task, in the same order, so the result is the same to the bit.
 //
 // The new keys and values are written into the cache's buffers in place, at slots no graph
-// built before reads (the cache only ever reads slots below its offset). A node's extra
-// outputs could not take the buffers over instead: MLX gives each output its own copy of
-// the inputs list, so an input of a multi-output node is never donatable, and copying the
-// buffers each step cost more than the node saved. The buffers the node returns are the
-// same ones through mx::depends, so that whatever reads them comes after the write.
+// built before reads (the cache only ever reads slots below its offset). The node's second
+// and third outputs are those buffers themselves (as mx::depends passes a buffer on, without
+// its extra node), so that whatever reads them comes after the write. (Taking the buffers
+// over by donation cannot work: MLX gives each output its own copy of the inputs list, so
+// an input of a multi-output node is never donatable.)
 #include "mlx/cpp/fused_layer.h"
 
 #include <algorithm>
@@ -75,7 +75,9 @@ class LayerRun {
   LayerRun(const FusedLayerParams& p, const Sizes& n, std::shared_ptr<const Constants> c)
       : p_(p), n_(n), c_(std::move(c)) {}
 
-  void operator()(const std::vector<mx::array>& in, mx::array& y) const {
+  // out: y, then the cache's buffers (the node's inputs), which it writes into.
+  void operator()(const std::vector<mx::array>& in, std::vector<mx::array>& out) const {
+    mx::array& y = out[0];
     const auto& vectors = c_->vectors;
     const Sizes& n = n_;
     const int64_t rows = n.rows(), q_width = n.heads * n.head_dim, kv_width = n.kv_heads * n.head_dim;
@@ -213,10 +215,8 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
                             static_cast<float>(p.group),
                             p.int8 ? 1.0f : 0.0f};
   const void* identity = c->weights[kQ].w;
-  auto y = cpu_kernel_node("FusedDecoderLayer", x.shape(), std::move(params), {x, vectors[4], keys, values},
-                           LayerRun(p, n, std::move(c)), identity);
-  auto written = mx::depends({keys, values}, {y});
-  return std::vector<mx::array>{y, written[0], written[1]};
+  return cpu_kernel_nodes("FusedDecoderLayer", {x.shape(), keys.shape(), values.shape()}, std::move(params),
+                          {x, vectors[4], keys, values}, LayerRun(p, n, std::move(c)), identity, {-1, kKeys, kValues});
 }
 
 }  // namespace qwen3_mlx

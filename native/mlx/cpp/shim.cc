@@ -8,10 +8,12 @@
 #include <string>
 
 #include "mlx/cpp/expert_linear.h"
+#include "mlx/cpp/fused_argmax.h"
 #include "mlx/cpp/fused_cpu.h"
 #include "mlx/cpp/fused_layer.h"
 #include "mlx/cpp/kv_dequantize.h"
 #include "mlx/cpp/packed_linear.h"
+#include "mlx/cpp/packed_rows.h"
 #include "ops_generated.h"
 #include "mlx/primitives.h"
 
@@ -292,6 +294,17 @@ UArray top_p_filter(const Array& logits, float p) {
 }
 
 bool set_fused_cpu_kernels(bool on) { return set_fused_cpu(on); }
+
+UArray argmax_last(const Array& x) {
+  if (auto ids = fused_argmax(x)) return own(std::move(*ids));
+  return nullptr;
+}
+
+UArray packed_rows(const Array& ids, const Array& w, const Array& scales, const Array& biases, int32_t group,
+                   int32_t bits) {
+  if (auto rows = qwen3_mlx::lookup_packed_rows(ids, w, scales, biases, group, bits)) return own(std::move(*rows));
+  return nullptr;
+}
 
 std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
                                               const Array& values, const ArrayVec& matrices,

@@ -98,6 +98,11 @@ UArray swiglu(const Array& gate, const Array& up);
 // Null when the fused kernel does not apply (the sampler then builds its sort graph).
 UArray top_p_filter(const Array& logits, float p);
 bool set_fused_cpu_kernels(bool on);
+// The first index of each row's largest value, uint32 (cpp/fused_argmax.h), or null.
+UArray argmax_last(const Array& x);
+// Rows of affine-packed weights picked by ids, as float32 (cpp/packed_rows.h), or null.
+UArray packed_rows(const Array& ids, const Array& w, const Array& scales, const Array& biases, int32_t group,
+                   int32_t bits);
 // A dense decoder layer as one CPU node (cpp/fused_layer.h): {y, keys', values'} (the
 // buffers written in place, ordered after the node), or null where it does not apply.
 // floats: eps, base, factor, scale; ints: heads, kv_heads, slot, bits, group, int8, has_freqs.

@@ -137,6 +137,29 @@ pub fn top_p_filter(logits: &Array, p: f32) -> Result<Option<Array>> {
     Ok((!raw.is_null()).then_some(Array { raw }))
 }
 
+/// The first index of the largest value along the last axis (uint32, the other axes kept),
+/// as MLX's argmax picks it, in one CPU node that compares 16 values at a time. `None`
+/// where it does not apply (another device, not float32): the caller uses MLX's argmax.
+pub fn argmax_last(x: &Array) -> Result<Option<Array>> {
+    let raw = bridge::argmax_last(&x.raw)?;
+    Ok((!raw.is_null()).then_some(Array { raw }))
+}
+
+/// Rows of affine-packed weights (`w`, `scales`, `biases` as [`quantized_matmul`] takes
+/// them) picked by integer `ids` of any shape, dequantized to float32 (`ids.shape + [k]`):
+/// an embedding lookup as one CPU node, as `take` + [`dequantize`] compute it; an id
+/// outside the matrix gives zeros. `None` where it does not apply (another device, bits
+/// other than 2/4/8): the caller uses those ops.
+pub fn packed_rows(
+    ids: &Array,
+    (w, scales, biases): (&Array, &Array, &Array),
+    group_size: i32,
+    bits: i32,
+) -> Result<Option<Array>> {
+    let raw = bridge::packed_rows(&ids.raw, &w.raw, &scales.raw, &biases.raw, group_size, bits)?;
+    Ok((!raw.is_null()).then_some(Array { raw }))
+}
+
 /// Whether this thread builds the fused CPU kernels (on by default, off with the
 /// environment variable `QWEN3_FUSED_CPU=0`). Returns the previous setting. Off, the same
 /// calls build MLX's own graphs: the reference the fused kernels are tested against.

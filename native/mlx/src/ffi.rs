@@ -111,6 +111,15 @@ pub(crate) mod bridge {
         fn swiglu(gate: &Array, up: &Array) -> Result<UniquePtr<Array>>;
         fn top_p_filter(logits: &Array, p: f32) -> Result<UniquePtr<Array>>;
         fn set_fused_cpu_kernels(on: bool) -> bool;
+        fn argmax_last(x: &Array) -> Result<UniquePtr<Array>>;
+        fn packed_rows(
+            ids: &Array,
+            w: &Array,
+            scales: &Array,
+            biases: &Array,
+            group: i32,
+            bits: i32,
+        ) -> Result<UniquePtr<Array>>;
         fn fused_decoder_layer(
             x: &Array,
             vectors: &ArrayVec,

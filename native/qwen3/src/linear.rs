@@ -354,6 +354,23 @@ impl Matrix {
 
     /// Rows of `W` picked by integer `ids` (any shape), in `dtype`: an embedding lookup.
     pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
+        // In float32 on the CPU, one node instead of take and dequantize's ~10.
+        if let (
+            Matrix::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+                ..
+            },
+            Dtype::Float32,
+        ) = (self, dtype)
+        {
+            let parts = (weight, scales, biases);
+            if let Some(rows) = mlx::fast::packed_rows(ids, parts, params.group_size, params.bits)? {
+                return Ok(rows);
+            }
+        }
         Ok(match self {
             Matrix::Dense(w) => w.take(ids, 0)?.astype(dtype)?,
             Matrix::Quantized {

@@ -170,7 +170,7 @@ impl Sampler {
         };
         let filtered = graph::filtered_logits(&self.spec, logits, recent, counts)?;
         let tokens = if self.spec.is_greedy() {
-            filtered.reduce(Reduce::Argmax, -1, false)?
+            greedy(&filtered)?
         } else {
             let (next_key, sub) = mlx::random::split(&self.key)?;
             self.key = next_key;
@@ -288,5 +288,9 @@ pub fn last_logits(logits: &Array) -> Result<Array> {
 
 /// Highest-scoring token per row: `[B]` uint32 (lazy).
 pub fn greedy(logits: &Array) -> Result<Array> {
-    Ok(last_logits(logits)?.reduce(Reduce::Argmax, -1, false)?)
+    let last = last_logits(logits)?;
+    match mlx::fast::argmax_last(&last)? {
+        Some(ids) => Ok(ids),
+        None => Ok(last.reduce(Reduce::Argmax, -1, false)?),
+    }
 }
