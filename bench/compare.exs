@@ -35,12 +35,12 @@ p95 = fn xs -> xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, trunc(0.95 * len
 prompt = fn n, vocab -> for i <- 0..(n - 1), do: rem(i * 7919 + 11, vocab) end
 
 # Our prefill: time to the first token, median of `runs`.
-prefill = fn model, n, loop ->
+prefill = fn model, n, loop, gen_opts ->
   ids = prompt.(n, model.info.vocab_size)
 
   # Each run frees its KV cache at once, so the peak column counts one cache, not many.
   run = fn ->
-    {_, result} = Generate.generate!(ids, model, max_new_tokens: 1, max_len: n + 1, loop: loop)
+    {_, result} = Generate.generate!(ids, model, [max_new_tokens: 1, max_len: n + 1, loop: loop] ++ gen_opts)
     :ok = Qwen3.KVCache.release(result.kv_cache)
     result.timing
   end
@@ -51,8 +51,9 @@ prefill = fn model, n, loop ->
 end
 
 # Our decode: the gap between consecutive tokens, read as the caller sees them.
-decode_gaps = fn model, loop ->
-  Bench.decode_gaps(model, prompt.(16, model.info.vocab_size), max_new_tokens: decode_tokens + 1, loop: loop)
+decode_gaps = fn model, loop, gen_opts ->
+  opts = [max_new_tokens: decode_tokens + 1, loop: loop] ++ gen_opts
+  Bench.decode_gaps(model, prompt.(16, model.info.vocab_size), opts)
 end
 
 # The mlx-lm side loads the same OpenBLAS: it gets the kernels and thread timeout ours got (Qwen3.Blas).
@@ -123,15 +124,16 @@ llama_cpp = fn name, vocab ->
   end
 end
 
-ours = fn dir, load_opts, loops ->
+# `gen_opts`: generation options for every run (kv_bits: 16, a float16 KV cache).
+ours = fn dir, load_opts, loops, gen_opts ->
   # The previous checkpoint's model is garbage by now; collect it so its memory is freed.
   :erlang.garbage_collect()
   model = Model.load!(dir, load_opts)
   :ok = Memory.clear_cache()
   :ok = Memory.reset_peak()
-  pre = for loop <- loops, n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop)}
+  pre = for loop <- loops, n <- prompt_lens, into: %{}, do: {{loop, n}, prefill.(model, n, loop, gen_opts)}
   # Alternate the loops so drift in machine load hits both alike.
-  gaps = for _ <- 1..runs, loop <- loops, do: {loop, decode_gaps.(model, loop)}
+  gaps = for _ <- 1..runs, loop <- loops, do: {loop, decode_gaps.(model, loop, gen_opts)}
 
   dec =
     for {loop, runs_gaps} <- Enum.group_by(gaps, &elem(&1, 0), &elem(&1, 1)), into: %{} do
@@ -151,18 +153,23 @@ rows =
   for dir <- dirs do
     name = Path.basename(dir)
     IO.puts(:stderr, "==> #{name}: ours")
-    o = ours.(dir, [weights: :stored], [:elixir, :native])
+    o = ours.(dir, [weights: :stored], [:elixir, :native], [])
 
-    # Packed 4/8-bit weights: also with int8 activations (AVX-512 VNNI CPUs only).
-    int8 =
+    # Packed 4/8-bit weights: also with int8 activations (AVX-512 VNNI CPUs only), and with
+    # those and a float16 KV cache (kv_bits: 16; llama.cpp's cache is float16 too).
+    {int8, half} =
       if o.info.quantized == :packed do
         IO.puts(:stderr, "==> #{name}: ours, int8 activations")
-        run = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native])
-        if run.info.int8_activations, do: run
+        run = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native], [])
+        IO.puts(:stderr, "==> #{name}: ours, int8 activations, float16 KV cache")
+        half = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native], kv_bits: 16)
+        if run.info.int8_activations, do: {run, half}, else: {nil, nil}
+      else
+        {nil, nil}
       end
 
     IO.puts(:stderr, "==> #{name}: ours, weights widened at load")
-    wide = ours.(dir, [weights: :widened], [:elixir])
+    wide = ours.(dir, [weights: :widened], [:elixir], [])
     IO.puts(:stderr, "==> #{name}: mlx-lm (checkpoint dtype)")
     ref = mlx_lm.(dir, "checkpoint")
     # Quantized layers stay quantized under set_dtype: a float32 run would repeat the first.
@@ -173,7 +180,7 @@ rows =
       end
 
     llama = llama_cpp.(name, o.info.vocab_size)
-    %{name: name, ours: o, int8: int8, wide: wide, ref: ref, ref32: ref32, llama: llama}
+    %{name: name, ours: o, int8: int8, half: half, wide: wide, ref: ref, ref32: ref32, llama: llama}
   end
 
 mb = fn bytes -> "#{round(bytes / 1_048_576)}" end
@@ -223,7 +230,7 @@ our_line = fn name, o, loop, label ->
 end
 
 table =
-  for %{name: name, ours: o, int8: int8, wide: wide, ref: ref, ref32: ref32, llama: llama} <- rows do
+  for %{name: name, ours: o, int8: int8, half: half, wide: wide, ref: ref, ref32: ref32, llama: llama} <- rows do
     info = o.info
 
     lines =
@@ -234,7 +241,9 @@ table =
         if(int8,
           do: [
             our_line.(name, int8, :elixir, "ours, Elixir loop, int8 activations"),
-            our_line.(name, int8, :native, "ours, native step, int8 activations")
+            our_line.(name, int8, :native, "ours, native step, int8 activations"),
+            our_line.(name, half, :elixir, "ours, Elixir loop, int8 activations, f16 KV cache"),
+            our_line.(name, half, :native, "ours, native step, int8 activations, f16 KV cache")
           ],
           else: []
         ) ++
@@ -293,7 +302,8 @@ table =
                 " (int8 activations, Elixir loop / native step: decode " <>
                   "#{ratio.(ld, int8.decode[:elixir].median_ms)} / #{ratio.(ld, int8.decode[:native].median_ms)}, " <>
                   "prefill 512 #{ratio.(int8.prefill[{:elixir, 512}].tok_s, lp)} / " <>
-                  "#{ratio.(int8.prefill[{:native, 512}].tok_s, lp)})",
+                  "#{ratio.(int8.prefill[{:native, 512}].tok_s, lp)}; with a float16 KV cache: decode " <>
+                  "#{ratio.(ld, half.decode[:elixir].median_ms)} / #{ratio.(ld, half.decode[:native].median_ms)})",
               else: ""
 
           "; vs llama.cpp #{type}: decode #{ratio.(ld, ed)}, prefill 512 " <>

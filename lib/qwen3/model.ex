@@ -168,7 +168,7 @@ defmodule Qwen3.Model do
   @doc """
   A KV cache for this model (`:batch_size` rows, `:max_len` tokens); with `:kv_bits` (4 or
   8) it stores keys and values quantized in groups of `:kv_group_size` (64) along the head
-  dimension, as mlx-lm's QuantizedKVCache.
+  dimension, as mlx-lm's QuantizedKVCache; with 16, as float16.
   """
   @spec init_kv_cache(t, keyword) :: {:ok, KVCache.t()} | {:error, Error.t()}
   def init_kv_cache(%__MODULE__{ref: ref}, opts \\ []) do

@@ -39,11 +39,13 @@ defmodule Qwen3.Options do
     ],
     kv_bits: [
       default: nil,
-      check: {:one_of, [nil, 4, 8]},
-      cli: {:integer, "4|8"},
+      check: {:one_of, [nil, 4, 8, 16]},
+      cli: {:integer, "4|8|16"},
       doc:
         "stores the KV cache's keys and values quantized to 4 or 8 bits (as mlx-lm's `kv_bits`, " <>
-          "from the first token): about 1/4 or 1/2 of bf16's bytes; attention reads them dequantized"
+          "from the first token): about 1/4 or 1/2 of bf16's bytes; attention reads them " <>
+          "dequantized. 16: as float16 (half of a float32 cache's bytes, as llama.cpp keeps its " <>
+          "cache), which the CPU's decode reads where it lies"
     ],
     kv_group_size: [
       default: 64,

@@ -77,14 +77,17 @@ class CpuKernel : public mx::Primitive {
   std::vector<int> shares_;
 };
 
-// Nodes computing `run` from `inputs`, one float32 output per shape, on this thread's CPU
-// stream (`constants` and `shares` as CpuKernel takes them).
+// Nodes computing `run` from `inputs`, one float32 output per shape (or the dtype of the
+// input it shares), on this thread's CPU stream (`constants` and `shares` as CpuKernel
+// takes them).
 inline std::vector<mx::array> cpu_kernel_nodes(const char* name, std::vector<mx::Shape> shapes,
                                                std::vector<float> params, std::vector<mx::array> inputs,
                                                CpuKernel::Run run, const void* constants = nullptr,
                                                std::vector<int> shares = {}) {
   auto stream = mx::default_stream(mx::Device::cpu);
   std::vector<mx::Dtype> dtypes(shapes.size(), mx::float32);
+  for (size_t i = 0; i < shares.size() && i < dtypes.size(); ++i)
+    if (shares[i] >= 0) dtypes[i] = inputs[shares[i]].dtype();
   auto kernel =
       std::make_shared<CpuKernel>(stream, name, std::move(params), std::move(run), constants, std::move(shares));
   return mx::array::make_arrays(std::move(shapes), dtypes, kernel, inputs);

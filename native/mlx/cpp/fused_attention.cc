@@ -4,9 +4,11 @@
 //   dot products, softmax, weighted sum of the values; key/value heads split across threads.
 // - More (a prefill): per head, blocks of queries through BLAS sgemm (scores, then
 //   probabilities × values), with the causal limit applied between the two.
-// Keys and values are read where they lie in the cache, through their strides.
+// Keys and values are read where they lie in the cache, through their strides; a decode
+// step (the layer node) also reads them as float16, widened in the kernels.
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "mlx/cpp/blas.h"
@@ -20,10 +22,11 @@ namespace {
 
 // The rows (last axis) of array[b, h] as a matrix with leading dimension `ld`; gathered into
 // `copy_` when BLAS cannot read them in place.
+template <class T = float>
 class HeadMatrix {
  public:
   HeadMatrix(const mx::array& a, int64_t b, int64_t h) : ld_(a.strides(2)) {
-    const float* base = a.data<float>() + b * a.strides(0) + h * a.strides(1);
+    const T* base = a.data<T>() + b * a.strides(0) + h * a.strides(1);
     // BLAS needs adjacent elements and rows at least a row apart (no broadcast rows).
     if (a.strides(3) == 1 && (a.shape(2) == 1 || a.strides(2) >= a.shape(3))) {
       data_ = base;
@@ -37,14 +40,14 @@ class HeadMatrix {
     ld_ = len;
   }
 
-  const float* row(int64_t s) const { return data_ + s * ld_; }
-  const float* data() const { return data_; }
+  const T* row(int64_t s) const { return data_ + s * ld_; }
+  const T* data() const { return data_; }
   int ld() const { return static_cast<int>(ld_); }
 
  private:
-  const float* data_;
+  const T* data_;
   int64_t ld_;
-  std::vector<float> copy_;
+  std::vector<T> copy_;
 };
 
 struct Shapes {
@@ -76,7 +79,9 @@ struct OutputRows {
 constexpr int64_t kKeyRowsToSplit = 256;
 
 // Pieces of (batch row, key/value head): the group's query heads read that head's keys and
-// values one after the other, while they are still in the core's cache.
+// values one after the other, while they are still in the core's cache. Keys and values of
+// T (float32 or float16).
+template <class T>
 void attend_few(const std::vector<mx::array>& in, const OutputRows& out, float scale, bool causal) {
   const Shapes n(in);
   const int64_t key_rows = std::max<int64_t>(1, n.keys * n.group * n.queries);
@@ -84,7 +89,7 @@ void attend_few(const std::vector<mx::array>& in, const OutputRows& out, float s
     std::vector<float> scaled(n.d), scores(n.keys);
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t b = u / n.kv_heads, kv = u % n.kv_heads;
-      const HeadMatrix k(in[1], b, kv), v(in[2], b, kv);
+      const HeadMatrix<T> k(in[1], b, kv), v(in[2], b, kv);
       for (int64_t h = kv * n.group; h < (kv + 1) * n.group; ++h) {
         const HeadMatrix q(in[0], b, h);
         float* y = out.first(n, b, h);
@@ -136,8 +141,13 @@ void attend_many(const std::vector<mx::array>& in, const OutputRows& out, float 
 }  // namespace
 
 void attend(const std::vector<mx::array>& in, float* y, bool merged_heads, float scale, bool causal) {
-  const auto run = in[0].shape(2) <= kFusedAttentionQueries ? attend_few : attend_many;
-  run(in, OutputRows{y, merged_heads}, scale, causal);
+  const OutputRows out{y, merged_heads};
+  if (in[1].dtype() == mx::float16) {
+    if (in[0].shape(2) > kFusedAttentionQueries) throw std::invalid_argument("attend: float16 keys for a prompt");
+    return attend_few<mx::float16_t>(in, out, scale, causal);
+  }
+  const auto run = in[0].shape(2) <= kFusedAttentionQueries ? attend_few<float> : attend_many;
+  run(in, out, scale, causal);
 }
 
 std::optional<mx::array> fused_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,

@@ -56,18 +56,26 @@ void add_into(float* y, const float* x, int64_t n) {
 }
 
 // Copies `from` ([B, T, H, D] with `token_stride` floats between tokens, `head_stride`
-// between heads) into the cache [B, H, slots, D] at slot n.slot.
-void write_slots(const float* from, int64_t token_stride, int64_t head_stride, int64_t batch_stride, const Sizes& n,
-                 mx::array& cache) {
+// between heads) into the cache [B, H, slots, D] of T at slot n.slot (float16 rounded as
+// MLX's astype rounds it).
+template <class T>
+void write_slots_of(const float* from, int64_t token_stride, int64_t head_stride, int64_t batch_stride,
+                    const Sizes& n, mx::array& cache) {
   const int64_t slots = cache.shape(2);
-  float* base = cache.data<float>();
+  T* base = cache.data<T>();
   for (int64_t b = 0; b < n.batch; ++b)
     for (int64_t h = 0; h < n.kv_heads; ++h)
       for (int64_t t = 0; t < n.tokens; ++t) {
         const float* src = from + b * batch_stride + h * head_stride + t * token_stride;
-        float* dst = base + ((b * n.kv_heads + h) * slots + n.slot + t) * n.head_dim;
-        std::memcpy(dst, src, sizeof(float) * n.head_dim);
+        T* dst = base + ((b * n.kv_heads + h) * slots + n.slot + t) * n.head_dim;
+        for (int64_t i = 0; i < n.head_dim; ++i) dst[i] = static_cast<T>(src[i]);
       }
+}
+
+void write_slots(const float* from, int64_t token_stride, int64_t head_stride, int64_t batch_stride, const Sizes& n,
+                 mx::array& cache) {
+  const auto write = cache.dtype() == mx::float16 ? write_slots_of<mx::float16_t> : write_slots_of<float>;
+  write(from, token_stride, head_stride, batch_stride, n, cache);
 }
 
 class LayerRun {
@@ -179,7 +187,9 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
   const bool fits = n.tokens <= kFusedAttentionQueries && keys.shape(0) == n.batch && p.kv_heads == n.kv_heads &&
                     n.heads % std::max<int64_t>(n.kv_heads, 1) == 0 && n.slot >= 0 &&
                     n.slot + n.tokens <= keys.shape(2) && d % 2 == 0;
-  if (!fits || !fused_cpu_applies({&x, &keys, &values}) || !packed_supported(p.bits, p.group)) return std::nullopt;
+  // The cache: float32, or float16 (the kernels widen it).
+  const bool cache_fits = (keys.dtype() == mx::float32 || keys.dtype() == mx::float16) && values.dtype() == keys.dtype();
+  if (!fits || !cache_fits || !fused_cpu_applies({&x}) || !packed_supported(p.bits, p.group)) return std::nullopt;
   const int64_t lengths[] = {n.hidden, d, d, n.hidden};
   for (int i = 0; i < 4; ++i)
     if (vectors[i].dtype() != mx::float32 || vectors[i].ndim() != 1 || vectors[i].shape(0) != lengths[i])

@@ -16,6 +16,18 @@
 namespace qwen3_mlx {
 namespace {
 
+inline float widen(float v) { return v; }
+inline float widen(mx::float16_t v) { return static_cast<float>(v); }
+
+bool cpu_runs_half_kernels() {
+#if defined(__x86_64__)
+  static const bool ok = cpu_has_avx2_fma() && __builtin_cpu_supports("f16c");
+  return ok;
+#else
+  return false;
+#endif
+}
+
 #if defined(__x86_64__)
 // exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for accuracy).
 __attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
@@ -52,55 +64,65 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* row, int64_t n
   return sum;
 }
 
-// Four keys at a time: q's vectors are loaded once for four independent FMA chains.
-__attribute__((target("avx2,fma"))) void dots_avx2(const float* q, const float* keys, int64_t ld, int64_t rows,
-                                                   int64_t d, float* out) {
+// 8 values as float32: float32 as they are, float16 widened (F16C; exact).
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const mx::float16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Four keys at a time: q's vectors are loaded once for four independent FMA chains. Keys
+// of float16 go through the same arithmetic once widened, so the result equals that of
+// their float32 copy to the bit.
+template <class T>
+__attribute__((target("avx2,fma,f16c"))) void dots_avx2(const float* q, const T* keys, int64_t ld, int64_t rows,
+                                                        int64_t d, float* out) {
   const int64_t body = d - d % 8;
   int64_t s = 0;
   for (; s + 4 <= rows; s += 4) {
-    const float* k = keys + s * ld;
+    const T* k = keys + s * ld;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t c = 0; c < body; c += 8) {
       const __m256 qv = _mm256_loadu_ps(q + c);
-      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + c), a0);
-      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + ld + c), a1);
-      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * ld + c), a2);
-      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 3 * ld + c), a3);
+      a0 = _mm256_fmadd_ps(qv, load8(k + c), a0);
+      a1 = _mm256_fmadd_ps(qv, load8(k + ld + c), a1);
+      a2 = _mm256_fmadd_ps(qv, load8(k + 2 * ld + c), a2);
+      a3 = _mm256_fmadd_ps(qv, load8(k + 3 * ld + c), a3);
     }
     const __m256 sums[4] = {a0, a1, a2, a3};
     for (int r = 0; r < 4; ++r) {
       float sum = lanes_sum(sums[r]);
-      for (int64_t c = body; c < d; ++c) sum += q[c] * k[r * ld + c];
+      for (int64_t c = body; c < d; ++c) sum += q[c] * widen(k[r * ld + c]);
       out[s + r] = sum;
     }
   }
   for (; s < rows; ++s) {
-    const float* k = keys + s * ld;
+    const T* k = keys + s * ld;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t c = 0; c < body; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(k + c), acc);
+    for (int64_t c = 0; c < body; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k + c), acc);
     float sum = lanes_sum(acc);
-    for (int64_t c = body; c < d; ++c) sum += q[c] * k[c];
+    for (int64_t c = body; c < d; ++c) sum += q[c] * widen(k[c]);
     out[s] = sum;
   }
 }
 
 // Columns in chunks of 64 held in eight accumulators across all the rows.
-__attribute__((target("avx2,fma"))) void weighted_sum_avx2(const float* p, const float* values, int64_t ld,
-                                                           int64_t rows, int64_t d, float* y) {
+template <class T>
+__attribute__((target("avx2,fma,f16c"))) void weighted_sum_avx2(const float* p, const T* values, int64_t ld,
+                                                                int64_t rows, int64_t d, float* y) {
   int64_t c0 = 0;
   for (; c0 + 64 <= d; c0 += 64) {
     __m256 acc[8];
     for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t s = 0; s < rows; ++s) {
       const __m256 ps = _mm256_set1_ps(p[s]);
-      const float* v = values + s * ld + c0;
-      for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(ps, _mm256_loadu_ps(v + 8 * i), acc[i]);
+      const T* v = values + s * ld + c0;
+      for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(ps, load8(v + 8 * i), acc[i]);
     }
     for (int i = 0; i < 8; ++i) _mm256_storeu_ps(y + c0 + 8 * i, acc[i]);
   }
   for (int64_t c = c0; c < d; ++c) {
     float sum = 0.0f;
-    for (int64_t s = 0; s < rows; ++s) sum += p[s] * values[s * ld + c];
+    for (int64_t s = 0; s < rows; ++s) sum += p[s] * widen(values[s * ld + c]);
     y[c] = sum;
   }
 }
@@ -135,24 +157,54 @@ void softmax_in_place(float* row, int64_t n) {
   for (int64_t i = 0; i < n; ++i) row[i] *= inv;
 }
 
+namespace {
+
+// The same without AVX2.
+template <class T>
+void dots_of(const float* q, const T* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
+  for (int64_t s = 0; s < rows; ++s) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < d; ++c) sum += q[c] * widen(keys[s * ld + c]);
+    out[s] = sum;
+  }
+}
+
+template <class T>
+void weighted_sum_of(const float* p, const T* values, int64_t ld, int64_t rows, int64_t d, float* y) {
+  std::fill(y, y + d, 0.0f);
+  for (int64_t s = 0; s < rows; ++s)
+    for (int64_t c = 0; c < d; ++c) y[c] += p[s] * widen(values[s * ld + c]);
+}
+
+}  // namespace
+
 void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
 #if defined(__x86_64__)
   if (cpu_has_avx2_fma()) return dots_avx2(q, keys, ld, rows, d, out);
 #endif
-  for (int64_t s = 0; s < rows; ++s) {
-    float sum = 0.0f;
-    for (int64_t c = 0; c < d; ++c) sum += q[c] * keys[s * ld + c];
-    out[s] = sum;
-  }
+  dots_of(q, keys, ld, rows, d, out);
+}
+
+void dots_with_rows(const float* q, const mx::float16_t* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
+#if defined(__x86_64__)
+  if (cpu_runs_half_kernels()) return dots_avx2(q, keys, ld, rows, d, out);
+#endif
+  dots_of(q, keys, ld, rows, d, out);
 }
 
 void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y) {
 #if defined(__x86_64__)
   if (cpu_has_avx2_fma()) return weighted_sum_avx2(p, values, ld, rows, d, y);
 #endif
-  std::fill(y, y + d, 0.0f);
-  for (int64_t s = 0; s < rows; ++s)
-    for (int64_t c = 0; c < d; ++c) y[c] += p[s] * values[s * ld + c];
+  weighted_sum_of(p, values, ld, rows, d, y);
+}
+
+void weighted_sum_of_rows(const float* p, const mx::float16_t* values, int64_t ld, int64_t rows, int64_t d,
+                          float* y) {
+#if defined(__x86_64__)
+  if (cpu_runs_half_kernels()) return weighted_sum_avx2(p, values, ld, rows, d, y);
+#endif
+  weighted_sum_of(p, values, ld, rows, d, y);
 }
 
 void rms_norm_row(const float* row, const float* weight, int64_t d, float eps, float* y) {

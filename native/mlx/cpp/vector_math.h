@@ -3,11 +3,15 @@
 
 #include <cstdint>
 
+#include "mlx/types/half_types.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 namespace qwen3_mlx {
+
+namespace mx = mlx::core;
 
 #if defined(__x86_64__)
 // Σ of v's 8 lanes, for AVX2 kernels.
@@ -21,11 +25,15 @@ __attribute__((target("avx2,fma"))) inline float lanes_sum(__m256 v) {
 // row[..n] ← exp(row - max) / Σ exp(row - max).
 void softmax_in_place(float* row, int64_t n);
 
-// out[s] ← q · keys[s] for s < rows, key s starting at keys + s·ld, each d floats long.
+// out[s] ← q · keys[s] for s < rows, key s starting at keys + s·ld, each d values long
+// (float32, or float16 widened: the same sums as of its float32 copy).
 void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows, int64_t d, float* out);
+void dots_with_rows(const float* q, const mx::float16_t* keys, int64_t ld, int64_t rows, int64_t d, float* out);
 
 // y[..d] ← Σ_s p[s] · values[s] for s < rows, value s starting at values + s·ld.
 void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y);
+void weighted_sum_of_rows(const float* p, const mx::float16_t* values, int64_t ld, int64_t rows, int64_t d,
+                          float* y);
 
 // y[..d] ← row / sqrt(mean(row²) + eps) · weight, normalized in float32 then scaled (MLX's order).
 void rms_norm_row(const float* row, const float* weight, int64_t d, float eps, float* y);

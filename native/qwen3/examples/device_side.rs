@@ -6,9 +6,10 @@
 //!
 //! cargo run --release --example device_side -- CKPT [--device gpu|cpu]
 //!     [--compute checkpoint|float32] [--activations float32|int8] [--prompt-lens 128,512]
-//!     [--decode 128]
+//!     [--decode 128] [--kv-bits 16|8|4]
 
 use mlx::{async_eval, memory, Array, Device, Dtype, Worker};
+use qwen3::kv_buffer::KvQuant;
 use qwen3::{sampler, KvCache, LoadOptions, Model};
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ struct Args {
     int8: bool,
     prompt_lens: Vec<usize>,
     decode: usize,
+    /// The KV cache's storage: float16 (16) or quantized (8, 4; groups of 64); None as computed.
+    kv: Option<KvQuant>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
         int8: false,
         prompt_lens: vec![128, 512],
         decode: 128,
+        kv: None,
     };
     while let Some(a) = argv.next() {
         let mut value = || argv.next().ok_or(format!("{a} needs a value"));
@@ -47,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--decode" => args.decode = value()?.parse().map_err(|e| format!("--decode: {e}"))?,
+            "--kv-bits" => {
+                let bits = value()?.parse().map_err(|e| format!("--kv-bits: {e}"))?;
+                args.kv = Some(KvQuant { bits, group_size: 64 })
+            }
             _ if args.ckpt.is_empty() => args.ckpt = a,
             _ => return Err(format!("unexpected argument {a}")),
         }
@@ -67,9 +75,9 @@ fn ids(tokens: &[u32]) -> qwen3::Result<Array> {
 }
 
 /// Seconds from the prompt to the first token read back.
-fn first_token_seconds(model: &Model, tokens: &[u32]) -> qwen3::Result<f64> {
+fn first_token_seconds(model: &Model, tokens: &[u32], kv: Option<KvQuant>) -> qwen3::Result<f64> {
     let start = Instant::now();
-    let mut cache: KvCache = model.new_cache(1, tokens.len() as i32 + 1)?;
+    let mut cache: KvCache = model.new_cache_quantized(1, tokens.len() as i32 + 1, kv)?;
     let logits = model.forward(&ids(tokens)?, &mut cache, true)?;
     sampler::greedy(&logits)?.to_vec::<u32>()?;
     Ok(start.elapsed().as_secs_f64())
@@ -77,9 +85,9 @@ fn first_token_seconds(model: &Model, tokens: &[u32]) -> qwen3::Result<f64> {
 
 /// Milliseconds between greedy tokens after a 16-token prompt, pipelined as
 /// `Qwen3.Generate` does: the next token's graph is queued before this one is read.
-fn decode_gaps(model: &Model, vocab: usize, n: usize) -> qwen3::Result<Vec<f64>> {
+fn decode_gaps(model: &Model, vocab: usize, n: usize, kv: Option<KvQuant>) -> qwen3::Result<Vec<f64>> {
     let p = prompt(16, vocab);
-    let mut cache = model.new_cache(1, (p.len() + n + 2) as i32)?;
+    let mut cache = model.new_cache_quantized(1, (p.len() + n + 2) as i32, kv)?;
     let mut token = sampler::greedy(&model.forward(&ids(&p)?, &mut cache, true)?)?;
     async_eval(&[&token])?;
     let (mut gaps, mut last) = (vec![], None::<Instant>);
@@ -111,13 +119,13 @@ fn run(args: Args) -> qwen3::Result<String> {
     let load_s = load_start.elapsed().as_secs_f64();
     let vocab = model.config.vocab_size as usize;
     memory::reset_peak();
-    first_token_seconds(&model, &prompt(2, vocab))?; // warm-up
+    first_token_seconds(&model, &prompt(2, vocab), args.kv)?; // warm-up
     let prefill: Vec<String> = args
         .prompt_lens
         .iter()
         .map(|&n| {
             let runs = (0..3)
-                .map(|_| first_token_seconds(&model, &prompt(n, vocab)))
+                .map(|_| first_token_seconds(&model, &prompt(n, vocab), args.kv))
                 .collect::<qwen3::Result<Vec<_>>>()?;
             let s = median(runs);
             Ok(format!(
@@ -127,7 +135,7 @@ fn run(args: Args) -> qwen3::Result<String> {
             ))
         })
         .collect::<qwen3::Result<_>>()?;
-    let gaps = decode_gaps(&model, vocab, args.decode)?;
+    let gaps = decode_gaps(&model, vocab, args.decode, args.kv)?;
     let p95 = gaps[((gaps.len() as f64 * 0.95) as usize).min(gaps.len() - 1)];
     Ok(format!(
         r#"{{"prefill": [{}], "decode": {{"tokens": {}, "median_ms": {:.4}, "p95_ms": {:.4}}}, "mlx_peak_bytes": {}, "load_s": {load_s:.2}, "dtype": "{}"}}"#,

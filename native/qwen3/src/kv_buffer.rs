@@ -1,7 +1,9 @@
-//! One layer's keys or values, `[B, N_kv, T_max, D]` by slot: as computed (float), or
+//! One layer's keys or values, `[B, N_kv, T_max, D]` by slot: as computed (float), as
+//! float16 (16 "bits": half of a float32 cache's bytes, as llama.cpp keeps its cache), or
 //! quantized along D as mlx-lm's QuantizedKVCache keeps them (affine: packed uint32, a scale
 //! and a bias per group), which takes 8/16 (8-bit) or 5/16 (4-bit, groups of 64) of bf16's
-//! bytes. Attention reads a quantized buffer dequantized, one layer at a time.
+//! bytes. Attention reads a float16 or quantized buffer widened, one layer at a time (the
+//! CPU's layer node reads float16 where it lies).
 //!
 //! A buffer holds `KV_STEP` slots at first and grows by whole steps as it is written, up to
 //! the cache's capacity (as mlx-lm's caches grow): MLX's CPU allocator keeps no freed
@@ -15,7 +17,8 @@ use mlx::{concatenate, Array, Dtype};
 /// Slots a buffer starts with and grows by.
 pub const KV_STEP: i32 = 256;
 
-/// How a KV cache quantizes: `bits` (4 or 8) per value, groups of `group_size` along D.
+/// How a KV cache stores its values: `bits` 4 or 8 (quantized in groups of `group_size`
+/// along D), or 16 (float16; the group is not used).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvQuant {
     pub bits: i32,
@@ -24,6 +27,12 @@ pub struct KvQuant {
 
 pub enum KvBuffer {
     Plain(Array),
+    /// float16 values of a cache computed in `compute`.
+    Half {
+        data: Array,
+        compute: Dtype,
+        quant: KvQuant,
+    },
     Packed {
         data: Array,
         scales: Array,
@@ -39,11 +48,18 @@ impl KvBuffer {
         let Some(q) = quant else {
             return Ok(KvBuffer::Plain(Array::zeros(&shape, dtype)?));
         };
+        if q.bits == 16 {
+            return Ok(KvBuffer::Half {
+                data: Array::zeros(&shape, Dtype::Float16)?,
+                compute: dtype,
+                quant: q,
+            });
+        }
         let [b, h, t, d] = shape;
         if ![4, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) || d % q.group_size != 0 {
             bail!(
                 InvalidArgument,
-                "a quantized KV cache takes 4 or 8 bits in groups of 32, 64 or 128 that divide head_dim {d}, not {} bits in groups of {}",
+                "a KV cache stores 16 bits (float16), or 4 or 8 in groups of 32, 64 or 128 that divide head_dim {d}, not {} bits in groups of {}",
                 q.bits,
                 q.group_size
             );
@@ -59,15 +75,27 @@ impl KvBuffer {
     pub fn quant(&self) -> Option<KvQuant> {
         match self {
             KvBuffer::Plain(_) => None,
-            KvBuffer::Packed { quant, .. } => Some(*quant),
+            KvBuffer::Half { quant, .. } | KvBuffer::Packed { quant, .. } => Some(*quant),
         }
     }
 
-    /// The float buffer, unless the buffer is quantized.
-    pub fn plain(&self) -> Option<&Array> {
+    /// The one array of values by slot (a float or float16 buffer), unless quantized.
+    pub fn whole(&self) -> Option<&Array> {
         match self {
-            KvBuffer::Plain(a) => Some(a),
+            KvBuffer::Plain(a) | KvBuffer::Half { data: a, .. } => Some(a),
             KvBuffer::Packed { .. } => None,
+        }
+    }
+
+    /// The same kind of buffer holding `a` (what [`KvBuffer::whole`] gave, written).
+    pub fn with_whole(&self, a: Array) -> KvBuffer {
+        match self {
+            KvBuffer::Half { compute, quant, .. } => KvBuffer::Half {
+                data: a,
+                compute: *compute,
+                quant: *quant,
+            },
+            _ => KvBuffer::Plain(a),
         }
     }
 
@@ -96,7 +124,7 @@ impl KvBuffer {
     /// Every array the buffer holds.
     pub fn arrays(&self) -> Vec<&Array> {
         match self {
-            KvBuffer::Plain(a) => vec![a],
+            KvBuffer::Plain(a) | KvBuffer::Half { data: a, .. } => vec![a],
             KvBuffer::Packed {
                 data, scales, biases, ..
             } => vec![data, scales, biases],
@@ -105,7 +133,7 @@ impl KvBuffer {
 
     fn arrays_mut(&mut self) -> Vec<&mut Array> {
         match self {
-            KvBuffer::Plain(a) => vec![a],
+            KvBuffer::Plain(a) | KvBuffer::Half { data: a, .. } => vec![a],
             KvBuffer::Packed {
                 data, scales, biases, ..
             } => vec![data, scales, biases],
@@ -114,9 +142,10 @@ impl KvBuffer {
 
     /// Writes `x` (`[B, H, L, D]`, float) at slots `at..at + L`.
     pub fn write(&mut self, x: &Array, at: i32) -> Result<()> {
-        let parts = match self.quant() {
-            None => vec![x.clone()],
-            Some(q) => quantize(x, q.group_size, q.bits)?,
+        let parts = match self {
+            KvBuffer::Plain(_) => vec![x.clone()],
+            KvBuffer::Half { .. } => vec![x.astype(Dtype::Float16)?],
+            KvBuffer::Packed { quant: q, .. } => quantize(x, q.group_size, q.bits)?,
         };
         for (buffer, part) in self.arrays_mut().into_iter().zip(&parts) {
             *buffer = put(buffer, part, at)?;
@@ -124,10 +153,12 @@ impl KvBuffer {
         Ok(())
     }
 
-    /// Slots `..upto` as float `[B, H, upto, D]` (dequantized from a packed buffer).
+    /// Slots `..upto` as float `[B, H, upto, D]` (widened from float16, dequantized from a
+    /// packed buffer).
     pub fn read(&self, upto: i32) -> Result<Array> {
         match self {
             KvBuffer::Plain(a) => slots(a, 0, upto),
+            KvBuffer::Half { data, compute, .. } => Ok(slots(data, 0, upto)?.astype(*compute)?),
             KvBuffer::Packed {
                 data,
                 scales,

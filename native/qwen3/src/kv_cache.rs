@@ -213,9 +213,9 @@ impl KvCache {
 
     /// [`KvCache::update`] for a node that writes the keys and values itself
     /// (mlx::fast::decoder_layer): makes room for `len` tokens in layer `layer` and hands
-    /// `write` the float buffers and the slot of the first new token. `write` returns the
-    /// buffers as written and its node's output, or `None` (nothing written: the cache stays
-    /// as it was, room made). A quantized cache is never handed over (`Ok(None)`).
+    /// `write` the float or float16 buffers and the slot of the first new token. `write`
+    /// returns the buffers as written and its node's output, or `None` (nothing written: the
+    /// cache stays as it was, room made). A quantized cache is never handed over (`Ok(None)`).
     pub fn update_in_node(
         &mut self,
         layer: usize,
@@ -224,13 +224,13 @@ impl KvCache {
     ) -> Result<Option<Array>> {
         self.room_for(layer, len)?;
         let l = &mut self.layers[layer];
-        let (Some(keys), Some(values)) = (l.keys.plain(), l.values.plain()) else {
+        let (Some(keys), Some(values)) = (l.keys.whole(), l.values.whole()) else {
             return Ok(None);
         };
         let Some([output, keys, values]) = write(keys, values, l.offset)? else {
             return Ok(None);
         };
-        (l.keys, l.values) = (KvBuffer::Plain(keys), KvBuffer::Plain(values));
+        (l.keys, l.values) = (l.keys.with_whole(keys), l.values.with_whole(values));
         l.offset += len;
         Ok(Some(output))
     }

@@ -3,8 +3,9 @@
 //! to the bit, through prompts short enough for the node (≤ 8 tokens) and longer ones that
 //! go op by op and read what the node wrote, steps chained lazily (each step's token the
 //! unevaluated argmax of the last, as generation queues them), int8 products on and off,
-//! a windowed cache that drops tokens while the node writes in place, and the cache read
-//! and copied (`held`, `copy_prefix`) after a step whose output was never evaluated.
+//! a windowed cache that drops tokens while the node writes in place, the cache read and
+//! copied (`held`, `copy_prefix`) after a step whose output was never evaluated, and a cache
+//! stored as float16.
 
 mod common;
 use common::*;
@@ -13,6 +14,13 @@ use qwen3::kv_buffer::KvQuant;
 use qwen3::{sampler, KvCache, LoadOptions, Model};
 
 const VARIANTS: [&str; 3] = ["q4-g32-untied", "q4-g64-tied", "q8-g128-untied"];
+
+/// A float16 cache: the node writes and reads it where it lies, op by op it is rounded on
+/// write and widened on read, and the logits must still agree to the bit.
+const HALF: Option<KvQuant> = Some(KvQuant {
+    bits: 16,
+    group_size: 64,
+});
 
 /// Every logit of a fixed sequence of calls: a 5-token prompt, 3 one-token steps, a
 /// 2-token step, a 12-token chunk, then 4 steps chained lazily and evaluated together.
@@ -41,8 +49,8 @@ fn sequence(model: &Model, cache: &mut KvCache) -> qwen3::Result<Vec<f32>> {
 }
 
 /// One token at a time through a window of 12 slots keeping 2, past where it drops tokens.
-fn windowed(model: &Model) -> qwen3::Result<Vec<f32>> {
-    let mut cache = model.new_cache(1, 12)?;
+fn windowed(model: &Model, kv: Option<KvQuant>) -> qwen3::Result<Vec<f32>> {
+    let mut cache = model.new_cache_quantized(1, 12, kv)?;
     cache.set_window(2)?;
     let mut all = vec![];
     for t in 0..20u32 {
@@ -57,9 +65,13 @@ fn windowed(model: &Model) -> qwen3::Result<Vec<f32>> {
 
 /// Every key and value `cache` holds, and those of a cache its prefix is copied into, after
 /// a step that nothing evaluates (the writes must still come before the reads).
-fn read_after_a_lazy_step(model: &Model, cache: &mut KvCache) -> qwen3::Result<Vec<f32>> {
+fn read_after_a_lazy_step(
+    model: &Model,
+    cache: &mut KvCache,
+    kv: Option<KvQuant>,
+) -> qwen3::Result<Vec<f32>> {
     let _never_evaluated = model.forward(&ids(&[9])?, cache, true)?;
-    let mut copy = model.new_cache(1, 64)?;
+    let mut copy = model.new_cache_quantized(1, 64, kv)?;
     copy.copy_prefix(cache, cache.offset())?;
     let _never_evaluated = model.forward(&ids(&[21])?, cache, true)?;
     let mut all = vec![];
@@ -70,8 +82,14 @@ fn read_after_a_lazy_step(model: &Model, cache: &mut KvCache) -> qwen3::Result<V
     Ok(all)
 }
 
-/// The sequence's and the window's logits, and the primitive layer 0's output comes from.
-fn run(variant: &'static str, int8: bool, one_node: bool) -> (Vec<f32>, Vec<f32>, String) {
+/// The sequence's and the window's logits, and the primitive layer 0's output comes from,
+/// with keys and values stored as `kv` says (None: float32).
+fn run(
+    variant: &'static str,
+    int8: bool,
+    one_node: bool,
+    kv: Option<KvQuant>,
+) -> (Vec<f32>, Vec<f32>, String) {
     on_device(move || {
         let was = mlx::fast::set_fused_layer(one_node);
         let opts = LoadOptions {
@@ -79,10 +97,10 @@ fn run(variant: &'static str, int8: bool, one_node: bool) -> (Vec<f32>, Vec<f32>
             ..LoadOptions::default()
         };
         let model = Model::load(fixtures().join(variant), test_device(), opts, |_| {})?;
-        let mut cache = model.new_cache(1, 64)?;
+        let mut cache = model.new_cache_quantized(1, 64, kv)?;
         let mut logits = sequence(&model, &mut cache)?;
-        logits.extend(read_after_a_lazy_step(&model, &mut cache)?);
-        let window = windowed(&model)?;
+        logits.extend(read_after_a_lazy_step(&model, &mut cache, kv)?);
+        let window = windowed(&model, kv)?;
         let h = model.embed(&ids(&[11])?)?;
         let name = model.layer(0, &h, &mut cache)?.primitive_name();
         mlx::fast::set_fused_layer(was);
@@ -96,12 +114,12 @@ fn one_node_layers_give_the_op_by_op_logits_to_the_bit() {
         return; // the node is a CPU kernel
     }
     for variant in VARIANTS {
-        for int8 in [false, true] {
-            let (fused, fused_window, name) = run(variant, int8, true);
-            let (reference, reference_window, reference_name) = run(variant, int8, false);
+        for (int8, kv) in [(false, None), (true, None), (true, HALF)] {
+            let (fused, fused_window, name) = run(variant, int8, true, kv);
+            let (reference, reference_window, reference_name) = run(variant, int8, false, kv);
             assert_eq!(
                 name, "FusedDecoderLayer",
-                "{variant} int8 {int8}: the layer was not one node"
+                "{variant} int8 {int8} {kv:?}: the layer was not one node"
             );
             assert_ne!(reference_name, "FusedDecoderLayer");
             assert_eq!(fused.len(), reference.len());
@@ -109,7 +127,7 @@ fn one_node_layers_give_the_op_by_op_logits_to_the_bit() {
             let window_diff = max_abs_diff(&fused_window, &reference_window);
             assert!(
                 diff == 0.0 && window_diff == 0.0,
-                "{variant} int8 {int8}: max |Δlogit| {diff:e}, windowed {window_diff:e}"
+                "{variant} int8 {int8} {kv:?}: max |Δlogit| {diff:e}, windowed {window_diff:e}"
             );
         }
     }

@@ -1,7 +1,7 @@
 //! KV buffers start with `KV_STEP` slots and grow by whole steps as tokens arrive, up to
 //! the capacity: what was written survives each growth, reads see exactly the tokens
 //! written, `nbytes` is the full cache's size throughout, and a copied prefix longer than
-//! the destination's first step grows it too. Plain and 8-bit quantized buffers.
+//! the destination's first step grows it too. Plain, float16 and 8-bit quantized buffers.
 
 mod common;
 use common::on_device;
@@ -21,6 +21,10 @@ fn tokens(from: i32, n: i32) -> qwen3::Result<Array> {
 fn buffers_grow_by_steps_and_keep_what_they_hold() {
     for quant in [
         None,
+        Some(KvQuant {
+            bits: 16,
+            group_size: 64,
+        }),
         Some(KvQuant {
             bits: 8,
             group_size: 64,
@@ -62,8 +66,13 @@ fn buffers_grow_by_steps_and_keep_what_they_hold() {
             sizes.iter().all(|&s| s == sizes[0]),
             "{quant:?}: nbytes {sizes:?}"
         );
-        // 8-bit groups of 64 round each value to 1/255 of its group's range (≤ 0.063 here).
-        let bound = if quant.is_some() { 0.002 } else { 0.0 };
+        // 8-bit groups of 64 round each value to 1/255 of its group's range (≤ 0.063 here);
+        // float16 to 11 significant bits (values up to 600 here: within 600 · 2⁻¹¹ = 0.29).
+        let bound = match quant {
+            None => 0.0,
+            Some(q) if q.bits == 16 => 0.3,
+            Some(_) => 0.002,
+        };
         let worst = common::max_abs_diff(&held, &want);
         assert_eq!(held.len(), want.len());
         assert!(worst <= bound, "{quant:?}: off by {worst}");
