@@ -95,16 +95,10 @@ pub fn weights(m: &Matrix) -> Vec<f32> {
     }
 }
 
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // f32::max drops a NaN: a difference that is not a number counts as infinite.
-    let gap = |(x, y): (&f32, &f32)| if x == y { 0.0 } else { (x - y).abs() };
-    a.iter()
-        .zip(b)
-        .map(gap)
-        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-        .fold(0.0, f32::max)
-}
+#[path = "../../mlx/tests/common/diff.rs"]
+mod diff;
+#[allow(unused_imports)] // not every test uses it
+pub use diff::max_abs_diff;
 
 /// The first `*.safetensors` file of a checkpoint directory.
 pub fn first_weights_file(dir: &Path) -> PathBuf {

@@ -28,16 +28,9 @@ pub fn isas() -> Vec<&'static str> {
     })
 }
 
-/// The largest |a - b|; a difference that is not a number counts as infinite (f32::max
-/// would drop it).
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    let gap = |(x, y): (&f32, &f32)| if x == y { 0.0 } else { (x - y).abs() };
-    a.iter()
-        .zip(b)
-        .map(gap)
-        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-        .fold(0.0, f32::max)
-}
+mod diff;
+#[allow(unused_imports)] // not every test uses it
+pub use diff::max_abs_diff;
 
 /// Within 1e-5 of the largest |want| (float32 sums in another order).
 pub fn assert_close(what: &str, got: &[f32], want: &[f32]) {
