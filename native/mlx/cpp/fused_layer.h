@@ -22,10 +22,12 @@ struct FusedLayerParams {
 };
 
 // x [B, L, hidden] → {y, keys', values'}: the layer's output [B, L, hidden], and the cache
-// buffers `keys` and `values` ([B, kv_heads, slots, D]) into which the node writes the L
-// new tokens' keys and values in place at `slot`, as arrays that come after the write.
-// vectors: input norm, q norm, k norm, post-attention norm, positions (int32 [1] or [B]),
-// freqs; matrices: weight, scales and biases of q, k, v, o, gate, up, down. nullopt where it
+// buffers `keys` and `values` ([B, kv_heads, slots, D], float32 or float16) into which the
+// node writes the L new tokens' keys and values in place at `slot`, as arrays that come
+// after the write. vectors: input norm, q norm, k norm, post-attention norm, positions
+// (int32 [1] or [B]), freqs; matrices: weight, scales and biases of q, k, v, o, gate, up,
+// down. The node holds the norms, freqs and matrices (loaded arrays) itself: its graph
+// inputs are x, the positions and the two buffers. nullopt where it
 // does not apply (another device or dtype, more tokens, shapes or layouts it does not take):
 // the caller builds the layer op by op.
 std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, const std::vector<mx::array>& vectors,

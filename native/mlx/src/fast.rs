@@ -191,11 +191,13 @@ pub struct LayerParams {
 /// A dense Qwen3 decoder layer as one CPU graph node (float32, up to 8 tokens a row,
 /// affine-packed weights): `x` `[B, L, hidden]` → `[y, keys', values']`, the layer's output
 /// and the cache buffers `keys` and `values` (`[B, kv_heads, slots, D]`), into which the node
-/// writes the new keys and values in place at `p.slot`, as arrays evaluated after it.
+/// writes the new keys and values in place at `p.slot`, as arrays evaluated after it (float32
+/// buffers, or float16 ones that the node reads widened).
 /// `vectors`: input norm, q norm, k norm, post-attention norm, positions (int32 `[1]` or
 /// `[B]`); `matrices`: weight, scales and biases of q, k, v, o, gate, up, down. The same
 /// kernels as the op-by-op layer in the same order, so the same result to the bit; `None`
-/// where it does not apply (the caller builds the layer op by op).
+/// where it does not apply (the caller builds the layer op by op). The node holds the
+/// vectors and matrices (loaded arrays): only `x`, the positions and the buffers are inputs.
 pub fn decoder_layer(
     x: &Array,
     vectors: [&Array; 5],
