@@ -108,6 +108,20 @@ inline mx::array cpu_kernel_node(const char* name, mx::Shape shape, std::vector<
                    std::move(inputs));
 }
 
+// Whether `a` is evaluated and row-contiguous: a loaded array a kernel can read as it lies.
+inline bool loaded_row_contiguous(const mx::array& a) { return a.is_available() && a.flags().row_contiguous; }
+
+// Where element `flat` (in row-major order) of an array shaped `shape` lies, in elements
+// from its data pointer, whatever its `strides`.
+inline int64_t element_offset(const mx::Shape& shape, const mx::Strides& strides, int64_t flat) {
+  int64_t off = 0;
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    off += (flat % shape[d]) * strides[d];
+    flat /= shape[d];
+  }
+  return off;
+}
+
 // Rows along the last axis of an evaluated float32 array (a view, a broadcast or a copy).
 class Rows {
  public:
@@ -119,7 +133,7 @@ class Rows {
   // Row r in row-major order: a pointer into the array when its elements are adjacent,
   // else a gathered copy in `scratch`.
   const float* row(int64_t r, std::vector<float>& scratch) const {
-    const float* start = data_ + offset_of(r * len_);
+    const float* start = data_ + element_offset(shape_, strides_, r * len_);
     const int64_t step = strides_.back();
     if (step == 1) return start;
     scratch.resize(len_);
@@ -128,15 +142,6 @@ class Rows {
   }
 
  private:
-  int64_t offset_of(int64_t flat) const {
-    int64_t off = 0;
-    for (int d = static_cast<int>(shape_.size()) - 1; d >= 0; --d) {
-      off += (flat % shape_[d]) * strides_[d];
-      flat /= shape_[d];
-    }
-    return off;
-  }
-
   const float* data_;
   mx::Shape shape_;
   mx::Strides strides_;

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -159,8 +158,6 @@ class LayerRun {
 
 thread_local bool fused_layer_on = true;
 
-bool loaded_row_contiguous(const mx::array& a) { return a.is_available() && a.flags().row_contiguous; }
-
 }  // namespace
 
 bool set_fused_layer(bool on) { return std::exchange(fused_layer_on, on); }
@@ -188,7 +185,8 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
                     n.heads % std::max<int64_t>(n.kv_heads, 1) == 0 && n.slot >= 0 &&
                     n.slot + n.tokens <= keys.shape(2) && d % 2 == 0;
   // The cache: float32, or float16 (the kernels widen it).
-  const bool cache_fits = (keys.dtype() == mx::float32 || keys.dtype() == mx::float16) && values.dtype() == keys.dtype();
+  const bool cache_fits =
+      (keys.dtype() == mx::float32 || keys.dtype() == mx::float16) && values.dtype() == keys.dtype();
   if (!fits || !cache_fits || !fused_cpu_applies({&x}) || !packed_supported(p.bits, p.group)) return std::nullopt;
   const int64_t lengths[] = {n.hidden, d, d, n.hidden};
   for (int i = 0; i < 4; ++i)

@@ -247,7 +247,7 @@ void packed_rows_product(const PackedIsa& isa, PackedProduct p, const float* x, 
 }
 
 mx::array row_contiguous(const mx::array& a) {
-  if (a.is_available() && a.flags().row_contiguous) return a;
+  if (loaded_row_contiguous(a)) return a;
   return mx::contiguous(a, false, mx::Device::cpu);
 }
 

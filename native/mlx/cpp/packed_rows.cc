@@ -2,39 +2,19 @@
 // (the rows equal take + dequantize's to the bit: tests/packed_rows.rs).
 #include "mlx/cpp/packed_rows.h"
 
-#include <cstring>
 #include <memory>
 
 #include "mlx/cpp/cpu_kernel.h"
 #include "mlx/cpp/packed_linear.h"
+#include "mlx/cpp/stored_values.inc"
 #include "mlx/cpp/thread_pool.h"
 
 namespace qwen3_mlx {
 namespace {
 
-float widened(const void* values, Stored type, int64_t i) {
-  switch (type) {
-    case Stored::F32:
-      return static_cast<const float*>(values)[i];
-    case Stored::BF16: {
-      uint32_t bits = uint32_t{static_cast<const uint16_t*>(values)[i]} << 16;
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      return f;
-    }
-    case Stored::F16:
-      return static_cast<float>(static_cast<const mx::float16_t*>(values)[i]);
-  }
-  return 0.0f;
-}
-
 // The integer id at flat position i of an evaluated array, whatever its strides.
 int64_t id_at(const mx::array& ids, int64_t i) {
-  int64_t at = 0;
-  for (int d = static_cast<int>(ids.ndim()) - 1; d >= 0; --d) {
-    at += (i % ids.shape(d)) * ids.strides()[d];
-    i /= ids.shape(d);
-  }
+  const int64_t at = element_offset(ids.shape(), ids.strides(), i);
   switch (ids.dtype()) {
     case mx::int32:
       return ids.data<int32_t>()[at];
@@ -63,7 +43,8 @@ struct RowsRun {
     const uint32_t mask = (uint32_t{1} << bits) - 1;
     const int per_word = 32 / bits;
     for (int64_t g = 0; g < groups; ++g) {
-      const float scale = widened(m.scales, m.type, id * groups + g), bias = widened(m.biases, m.type, id * groups + g);
+      const int64_t at = id * groups + g;
+      const float scale = stored_at(m.scales, m.type, at), bias = stored_at(m.biases, m.type, at);
       for (int64_t j = g * group; j < (g + 1) * group; ++j) {
         const uint32_t q = (w[j / per_word] >> ((j % per_word) * bits)) & mask;
         const float scaled = scale * static_cast<float>(q);
@@ -82,8 +63,6 @@ struct RowsRun {
   }
 };
 
-bool loaded(const mx::array& a) { return a.is_available() && a.flags().row_contiguous; }
-
 }  // namespace
 
 std::optional<mx::array> lookup_packed_rows(const mx::array& ids, const mx::array& w, const mx::array& scales,
@@ -94,7 +73,9 @@ std::optional<mx::array> lookup_packed_rows(const mx::array& ids, const mx::arra
     return std::nullopt;
   }
   const int64_t k = affine_columns(w, scales, biases, group, bits);
-  if (k == 0 || !loaded(w) || !loaded(scales) || !loaded(biases)) return std::nullopt;
+  if (k == 0 || !loaded_row_contiguous(w) || !loaded_row_contiguous(scales) || !loaded_row_contiguous(biases)) {
+    return std::nullopt;
+  }
   RowsRun run{std::make_shared<const std::vector<mx::array>>(std::vector<mx::array>{w, scales, biases}),
               {w.data<void>(), scales.data<void>(), biases.data<void>(), w.shape(0), *stored_type(scales.dtype())},
               k,

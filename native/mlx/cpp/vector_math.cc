@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "mlx/cpp/cpu_kernel.h"
 #include "mlx/cpp/few_rows.h"
@@ -176,35 +177,50 @@ void weighted_sum_of(const float* p, const T* values, int64_t ld, int64_t rows, 
     for (int64_t c = 0; c < d; ++c) y[c] += p[s] * widen(values[s * ld + c]);
 }
 
+// The AVX2 kernels where this CPU runs them for T's rows (float16 needs F16C too), else
+// the loops above.
+template <class T>
+bool avx2_runs() {
+  if constexpr (std::is_same_v<T, float>) {
+    return cpu_has_avx2_fma();
+  } else {
+    return cpu_runs_half_kernels();
+  }
+}
+
+template <class T>
+void dots_any(const float* q, const T* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
+#if defined(__x86_64__)
+  if (avx2_runs<T>()) return dots_avx2(q, keys, ld, rows, d, out);
+#endif
+  dots_of(q, keys, ld, rows, d, out);
+}
+
+template <class T>
+void weighted_sum_any(const float* p, const T* values, int64_t ld, int64_t rows, int64_t d, float* y) {
+#if defined(__x86_64__)
+  if (avx2_runs<T>()) return weighted_sum_avx2(p, values, ld, rows, d, y);
+#endif
+  weighted_sum_of(p, values, ld, rows, d, y);
+}
+
 }  // namespace
 
 void dots_with_rows(const float* q, const float* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
-#if defined(__x86_64__)
-  if (cpu_has_avx2_fma()) return dots_avx2(q, keys, ld, rows, d, out);
-#endif
-  dots_of(q, keys, ld, rows, d, out);
+  dots_any(q, keys, ld, rows, d, out);
 }
 
 void dots_with_rows(const float* q, const mx::float16_t* keys, int64_t ld, int64_t rows, int64_t d, float* out) {
-#if defined(__x86_64__)
-  if (cpu_runs_half_kernels()) return dots_avx2(q, keys, ld, rows, d, out);
-#endif
-  dots_of(q, keys, ld, rows, d, out);
+  dots_any(q, keys, ld, rows, d, out);
 }
 
 void weighted_sum_of_rows(const float* p, const float* values, int64_t ld, int64_t rows, int64_t d, float* y) {
-#if defined(__x86_64__)
-  if (cpu_has_avx2_fma()) return weighted_sum_avx2(p, values, ld, rows, d, y);
-#endif
-  weighted_sum_of(p, values, ld, rows, d, y);
+  weighted_sum_any(p, values, ld, rows, d, y);
 }
 
 void weighted_sum_of_rows(const float* p, const mx::float16_t* values, int64_t ld, int64_t rows, int64_t d,
                           float* y) {
-#if defined(__x86_64__)
-  if (cpu_runs_half_kernels()) return weighted_sum_avx2(p, values, ld, rows, d, y);
-#endif
-  weighted_sum_of(p, values, ld, rows, d, y);
+  weighted_sum_any(p, values, ld, rows, d, y);
 }
 
 void rms_norm_row(const float* row, const float* weight, int64_t d, float eps, float* y) {
