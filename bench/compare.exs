@@ -161,9 +161,13 @@ rows =
       if o.info.quantized == :packed do
         IO.puts(:stderr, "==> #{name}: ours, int8 activations")
         run = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native], [])
-        IO.puts(:stderr, "==> #{name}: ours, int8 activations, float16 KV cache")
-        half = ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native], kv_bits: 16)
-        if run.info.int8_activations, do: {run, half}, else: {nil, nil}
+
+        if run.info.int8_activations do
+          IO.puts(:stderr, "==> #{name}: ours, int8 activations, float16 KV cache")
+          {run, ours.(dir, [weights: :stored, activations: :int8], [:elixir, :native], kv_bits: 16)}
+        else
+          {nil, nil}
+        end
       else
         {nil, nil}
       end

@@ -31,7 +31,6 @@ pub enum KvBuffer {
     Half {
         data: Array,
         compute: Dtype,
-        quant: KvQuant,
     },
     Packed {
         data: Array,
@@ -52,7 +51,6 @@ impl KvBuffer {
             return Ok(KvBuffer::Half {
                 data: Array::zeros(&shape, Dtype::Float16)?,
                 compute: dtype,
-                quant: q,
             });
         }
         let [b, h, t, d] = shape;
@@ -72,10 +70,13 @@ impl KvBuffer {
         })
     }
 
-    pub fn quant(&self) -> Option<KvQuant> {
-        match self {
-            KvBuffer::Plain(_) => None,
-            KvBuffer::Half { quant, .. } | KvBuffer::Packed { quant, .. } => Some(*quant),
+    /// Whether `other` stores its values as this buffer does (float, float16, or quantized
+    /// with the same bits and groups).
+    fn stores_like(&self, other: &KvBuffer) -> bool {
+        match (self, other) {
+            (KvBuffer::Plain(_), KvBuffer::Plain(_)) | (KvBuffer::Half { .. }, KvBuffer::Half { .. }) => true,
+            (KvBuffer::Packed { quant: a, .. }, KvBuffer::Packed { quant: b, .. }) => a == b,
+            _ => false,
         }
     }
 
@@ -90,10 +91,9 @@ impl KvBuffer {
     /// The same kind of buffer holding `a` (what [`KvBuffer::whole`] gave, written).
     pub fn with_whole(&self, a: Array) -> KvBuffer {
         match self {
-            KvBuffer::Half { compute, quant, .. } => KvBuffer::Half {
+            KvBuffer::Half { compute, .. } => KvBuffer::Half {
                 data: a,
                 compute: *compute,
-                quant: *quant,
             },
             _ => KvBuffer::Plain(a),
         }
@@ -184,7 +184,7 @@ impl KvBuffer {
 
     /// Copies `src`'s slots `..len` into this buffer's (same layout).
     pub fn copy_from(&mut self, src: &KvBuffer, len: i32) -> Result<()> {
-        if self.quant() != src.quant() {
+        if !self.stores_like(src) {
             bail!(
                 IncompatibleCache,
                 "the caches store their keys and values differently"
