@@ -35,6 +35,20 @@ std::optional<std::vector<mx::array>> fused_decoder_layer(const mx::array& x, co
                                                           const std::vector<mx::array>& matrices,
                                                           const FusedLayerParams& p);
 
+// One layer of a stack: its vectors (as above, the positions the same array for all) and
+// matrices, and its cache's buffers.
+struct StackLayer {
+  std::vector<mx::array> vectors;
+  mx::array keys, values;
+  std::vector<mx::array> matrices;
+};
+
+// Consecutive layers as one node, for a decode step: x → {y, then each layer's keys' and
+// values'}, each layer as fused_decoder_layer runs it, their caches at one slot (p.slot).
+// Between the layers a step has no hand-offs on the CPU stream and few nodes to build.
+std::optional<std::vector<mx::array>> fused_decoder_stack(const mx::array& x, const std::vector<StackLayer>& layers,
+                                                          const FusedLayerParams& p);
+
 // Whether this thread builds the layer as one node (default on; tests turn it off to build
 // the same layer op by op). Returns the previous setting.
 bool set_fused_layer(bool on);

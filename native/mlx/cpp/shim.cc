@@ -317,6 +317,30 @@ std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& ve
   return std::make_unique<ArrayVec>(std::move(*out));
 }
 
+std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& vectors, const ArrayVec& caches,
+                                              const ArrayVec& matrices, rust::Slice<const float> floats,
+                                              rust::Slice<const int32_t> ints) {
+  if (floats.size() != 4 || ints.size() != 7) throw std::invalid_argument("fused_decoder_stack: 4 floats, 7 ints");
+  const FusedLayerParams p{floats[0], floats[1], floats[2], floats[3], ints[0],     ints[1],
+                           ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
+  // vectors: each layer's four norms, then the positions and the freqs if any.
+  const size_t shared = p.has_freqs ? 2 : 1, layers = caches.size() / 2;
+  if (caches.size() != 2 * layers || vectors.size() != 4 * layers + shared || matrices.size() != 21 * layers) {
+    throw std::invalid_argument("fused_decoder_stack: 4 vectors, 2 caches and 21 matrices a layer");
+  }
+  std::vector<StackLayer> stack;
+  stack.reserve(layers);
+  for (size_t i = 0; i < layers; ++i) {
+    std::vector<mx::array> own(vectors.begin() + 4 * i, vectors.begin() + 4 * i + 4);
+    own.insert(own.end(), vectors.end() - shared, vectors.end());
+    stack.push_back({std::move(own), caches[2 * i], caches[2 * i + 1],
+                     std::vector<mx::array>(matrices.begin() + 21 * i, matrices.begin() + 21 * (i + 1))});
+  }
+  auto out = fused_layer_applies() ? fused_decoder_stack(x, stack, p) : std::nullopt;
+  if (!out) return nullptr;
+  return std::make_unique<ArrayVec>(std::move(*out));
+}
+
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, "array", mask, {}, false, dev()));
 }

@@ -109,6 +109,13 @@ UArray packed_rows(const Array& ids, const Array& w, const Array& scales, const 
 std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
                                               const Array& values, const ArrayVec& matrices,
                                               rust::Slice<const float> floats, rust::Slice<const int32_t> ints);
+// Consecutive dense decoder layers as one CPU node (cpp/fused_layer.h): {y, then each
+// layer's keys' and values'}, or null where it does not apply. vectors: each layer's four
+// norms, then the positions and the freqs if any; caches: each layer's keys and values;
+// matrices: each layer's 21; floats and ints as fused_decoder_layer takes them.
+std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& vectors, const ArrayVec& caches,
+                                              const ArrayVec& matrices, rust::Slice<const float> floats,
+                                              rust::Slice<const int32_t> ints);
 // Whether this thread builds whole layers as one node (default on). Returns the previous setting.
 bool set_fused_layer(bool on);
 

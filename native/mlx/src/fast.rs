@@ -193,31 +193,23 @@ pub struct LayerParams {
 /// and the cache buffers `keys` and `values` (`[B, kv_heads, slots, D]`), into which the node
 /// writes the new keys and values in place at `p.slot`, as arrays evaluated after it (float32
 /// buffers, or float16 ones that the node reads widened).
-/// `vectors`: input norm, q norm, k norm, post-attention norm, positions (int32 `[1]` or
-/// `[B]`); `matrices`: weight, scales and biases of q, k, v, o, gate, up, down. The same
-/// kernels as the op-by-op layer in the same order, so the same result to the bit; `None`
-/// where it does not apply (the caller builds the layer op by op). The node holds the
-/// vectors and matrices (loaded arrays): only `x`, the positions and the buffers are inputs.
+/// `norms`: input, q, k, post-attention; `positions`: int32 `[1]` or `[B]`; `freqs`: RoPE's
+/// wavelengths, if any; `matrices`: weight, scales and biases of q, k, v, o, gate, up, down.
+/// The same kernels as the op-by-op layer in the same order, so the same result to the bit;
+/// `None` where it does not apply (the caller builds the layer op by op). The node holds the
+/// norms and matrices (loaded arrays): only `x`, the positions and the buffers are inputs.
 pub fn decoder_layer(
     x: &Array,
-    vectors: [&Array; 5],
+    norms: [&Array; 4],
+    positions: &Array,
     freqs: Option<&Array>,
     (keys, values): (&Array, &Array),
     matrices: &[[&Array; 3]; 7],
     p: LayerParams,
 ) -> Result<Option<[Array; 3]>> {
-    let vectors: Vec<&Array> = vectors.into_iter().chain(freqs).collect();
+    let vectors: Vec<&Array> = norms.into_iter().chain([positions]).chain(freqs).collect();
     let matrices: Vec<&Array> = matrices.iter().flatten().copied().collect();
-    let floats = [p.eps, p.base, p.factor, p.scale];
-    let ints = [
-        p.heads,
-        p.kv_heads,
-        p.slot,
-        p.bits,
-        p.group_size,
-        p.int8 as i32,
-        freqs.is_some() as i32,
-    ];
+    let (floats, ints) = p.numbers(freqs.is_some());
     let out = bridge::fused_decoder_layer(
         &x.raw,
         &to_vec(&vectors),
@@ -233,6 +225,73 @@ pub fn decoder_layer(
     match <[Array; 3]>::try_from(from_vec(&out)?) {
         Ok(all) => Ok(Some(all)),
         Err(_) => Err(crate::Error::Mlx("decoder_layer: expected three outputs".into())),
+    }
+}
+
+/// One layer of a [`decoder_stack`]: its four norms (input, q, k, post-attention), its cache's
+/// buffers and its matrices, as [`decoder_layer`] takes them.
+pub struct StackLayer<'a> {
+    pub norms: [&'a Array; 4],
+    pub caches: (&'a Array, &'a Array),
+    pub matrices: [[&'a Array; 3]; 7],
+}
+
+/// Consecutive decoder layers as one CPU node, each as [`decoder_layer`] runs it, all of
+/// their caches at `p.slot` (a decode step): `x` → the last layer's output and each layer's
+/// `[keys', values']`. No hand-offs between layers on the CPU stream, two graph nodes fewer
+/// to build per layer. `None` where any layer's node would not apply.
+pub fn decoder_stack(
+    x: &Array,
+    positions: &Array,
+    freqs: Option<&Array>,
+    layers: &[StackLayer],
+    p: LayerParams,
+) -> Result<Option<(Array, Vec<[Array; 2]>)>> {
+    let mut vectors: Vec<&Array> = layers.iter().flat_map(|l| l.norms).collect();
+    vectors.extend(std::iter::once(positions).chain(freqs));
+    let caches: Vec<&Array> = layers.iter().flat_map(|l| [l.caches.0, l.caches.1]).collect();
+    let matrices: Vec<&Array> = layers
+        .iter()
+        .flat_map(|l| l.matrices.iter().flatten().copied())
+        .collect();
+    let (floats, ints) = p.numbers(freqs.is_some());
+    let out = bridge::fused_decoder_stack(
+        &x.raw,
+        &to_vec(&vectors),
+        &to_vec(&caches),
+        &to_vec(&matrices),
+        &floats,
+        &ints,
+    )?;
+    if out.is_null() {
+        return Ok(None);
+    }
+    let mut out = from_vec(&out)?.into_iter();
+    let (Some(y), true) = (out.next(), out.len() == 2 * layers.len()) else {
+        return Err(crate::Error::Mlx(
+            "decoder_stack: expected 1 + 2 outputs a layer".into(),
+        ));
+    };
+    let mut buffers = Vec::with_capacity(layers.len());
+    while let (Some(keys), Some(values)) = (out.next(), out.next()) {
+        buffers.push([keys, values]);
+    }
+    Ok(Some((y, buffers)))
+}
+
+impl LayerParams {
+    /// The floats and ints the bridge takes.
+    fn numbers(&self, has_freqs: bool) -> ([f32; 4], [i32; 7]) {
+        let ints = [
+            self.heads,
+            self.kv_heads,
+            self.slot,
+            self.bits,
+            self.group_size,
+            self.int8 as i32,
+            has_freqs as i32,
+        ];
+        ([self.eps, self.base, self.factor, self.scale], ints)
     }
 }
 

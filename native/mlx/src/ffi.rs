@@ -129,6 +129,14 @@ pub(crate) mod bridge {
             floats: &[f32],
             ints: &[i32],
         ) -> Result<UniquePtr<ArrayVec>>;
+        fn fused_decoder_stack(
+            x: &Array,
+            vectors: &ArrayVec,
+            caches: &ArrayVec,
+            matrices: &ArrayVec,
+            floats: &[f32],
+            ints: &[i32],
+        ) -> Result<UniquePtr<ArrayVec>>;
         fn set_fused_layer(on: bool) -> bool;
 
         fn quantized_matmul(

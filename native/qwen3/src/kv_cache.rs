@@ -235,6 +235,42 @@ impl KvCache {
         Ok(Some(output))
     }
 
+    /// [`KvCache::update_in_node`] for every layer at once (mlx::fast::decoder_stack): `write`
+    /// gets each layer's buffers and the slot, which must be the same for all layers (else
+    /// `Ok(None)`, nothing written), and returns its node's output and each layer's buffers.
+    pub fn update_all_in_node<T>(
+        &mut self,
+        len: i32,
+        write: impl FnOnce(&[(&Array, &Array)], i32) -> Result<Option<(T, Vec<[Array; 2]>)>>,
+    ) -> Result<Option<T>> {
+        for layer in 0..self.layers.len() {
+            self.room_for(layer, len)?;
+        }
+        let Some(first) = self.layers.first() else {
+            return Ok(None);
+        };
+        let (slot, dropped) = (first.offset, first.dropped);
+        let mut buffers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            match (l.keys.whole(), l.values.whole()) {
+                (Some(keys), Some(values)) if l.offset == slot && l.dropped == dropped => {
+                    buffers.push((keys, values))
+                }
+                _ => return Ok(None),
+            }
+        }
+        // A node built but never evaluated has written nothing: the cache stays as it was.
+        let Some((output, written)) = write(&buffers, slot)?.filter(|(_, w)| w.len() == self.layers.len())
+        else {
+            return Ok(None);
+        };
+        for (l, [keys, values]) in self.layers.iter_mut().zip(written) {
+            (l.keys, l.values) = (l.keys.with_whole(keys), l.values.with_whole(values));
+            l.offset += len;
+        }
+        Ok(Some(output))
+    }
+
     /// Checks that `len` more tokens fit layer `layer`, then makes the room: a window drops its
     /// oldest tokens, the buffers grow.
     fn room_for(&mut self, layer: usize, len: i32) -> Result<()> {

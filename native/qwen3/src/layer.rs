@@ -2,13 +2,13 @@
 //! each added back to the residual stream.
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, Moe};
+use crate::config::{Config, Moe, QuantParams};
 use crate::error::{bail, Result};
 use crate::experts::sparse_mlp;
 use crate::kv_cache::KvCache;
 use crate::linear::{Matrix, MatrixSpec, Residency};
 use crate::rope::Rope;
-use mlx::fast::{decoder_layer, rms_norm, sdpa_merged, swiglu, LayerParams, Mask};
+use mlx::fast::{decoder_layer, decoder_stack, rms_norm, sdpa_merged, swiglu, LayerParams, Mask, StackLayer};
 use mlx::{concatenate, Array, Binary, Dtype};
 
 /// The tensors of one decoder layer, each field named as its safetensors key after
@@ -38,6 +38,10 @@ const FUSED_LAYER_TOKENS: i32 = 8;
 
 /// A loaded decoder layer.
 pub type Layer = LayerWeights<Matrix, Array>;
+
+/// How a layer node's matrices are packed (bits and groups), and whether its products run
+/// the int8 kernels.
+type Packing = (QuantParams, bool);
 
 /// What the checkpoint must hold for a layer: each matrix's (see [`Wanted`]), and each
 /// vector's name and length.
@@ -252,46 +256,42 @@ impl Layer {
     /// kernels in the same order as op by op, without ~12 nodes' hand-offs per layer.
     fn as_one_node(&self, x: &Array, index: usize, cache: &mut KvCache, d: &Dims) -> Result<Option<Array>> {
         let (_, l) = check_input(x, index, cache, d)?;
+        let Some((pack, matrices)) = self.node_matrices(l, cache) else {
+            return Ok(None);
+        };
+        let positions = Array::from_slice(&[cache.layer_offset(index)], &[1])?;
+        let (_, freqs, _) = d.rope.parts();
+        cache.update_in_node(index, l, |keys, values, slot| {
+            Ok(decoder_layer(
+                x,
+                self.norms(),
+                &positions,
+                freqs,
+                (keys, values),
+                &matrices,
+                node_params(d, pack, slot),
+            )?)
+        })
+    }
+
+    /// The packing and the matrices' parts of the layer's one-node form, where it applies to
+    /// `l` tokens a row in `cache`.
+    fn node_matrices(&self, l: i32, cache: &KvCache) -> Option<(Packing, [[&Array; 3]; 7])> {
         if l > FUSED_LAYER_TOKENS || self.router.is_some() || cache.left_padding().is_some() {
-            return Ok(None);
+            return None;
         }
-        let Some((quant, int8, parts)) = Matrix::packed_alike(&self.matrices()) else {
-            return Ok(None);
-        };
-        let Ok(matrices) = <[[&Array; 3]; 7]>::try_from(parts) else {
-            return Ok(None);
-        };
-        let position = cache.layer_offset(index);
-        let (base, freqs, factor) = d.rope.parts();
-        let vectors = [
+        let (quant, int8, parts) = Matrix::packed_alike(&self.matrices())?;
+        Some(((quant, int8), <[[&Array; 3]; 7]>::try_from(parts).ok()?))
+    }
+
+    /// Input, q, k and post-attention norms, as the one-node forms take them.
+    fn norms(&self) -> [&Array; 4] {
+        [
             &self.input_layernorm,
             &self.q_norm,
             &self.k_norm,
             &self.post_attention_layernorm,
-            &Array::from_slice(&[position], &[1])?,
-        ];
-        cache.update_in_node(index, l, |keys, values, slot| {
-            let params = LayerParams {
-                eps: d.eps,
-                base,
-                factor,
-                scale: (d.head_dim as f32).powf(-0.5),
-                heads: d.heads,
-                kv_heads: d.kv_heads,
-                slot,
-                bits: quant.bits,
-                group_size: quant.group_size,
-                int8,
-            };
-            Ok(decoder_layer(
-                x,
-                vectors,
-                freqs,
-                (keys, values),
-                &matrices,
-                params,
-            )?)
-        })
+        ]
     }
 
     /// Like [`Layer::forward`] for rows that each have their own one-row cache.
@@ -329,6 +329,68 @@ impl Layer {
         let [gate, up] = Matrix::linears(x, [&self.gate_proj, &self.up_proj])?;
         self.down_proj.linear(&swiglu(&gate, &up)?)
     }
+}
+
+/// What a layer's node takes besides arrays, its matrices packed as `(quant, int8)`.
+fn node_params(d: &Dims, (quant, int8): Packing, slot: i32) -> LayerParams {
+    let (base, _, factor) = d.rope.parts();
+    LayerParams {
+        eps: d.eps,
+        base,
+        factor,
+        scale: (d.head_dim as f32).powf(-0.5),
+        heads: d.heads,
+        kv_heads: d.kv_heads,
+        slot,
+        bits: quant.bits,
+        group_size: quant.group_size,
+        int8,
+    }
+}
+
+/// Every layer of a decode step as one CPU node (mlx::fast::decoder_stack), where each
+/// layer's node applies, all pack their matrices alike and the cache's layers are at one
+/// slot: no hand-offs between the layers' nodes on the CPU stream. `None`: build them one
+/// by one.
+pub fn stack_as_one_node(
+    layers: &[Layer],
+    x: &Array,
+    cache: &mut KvCache,
+    d: &Dims,
+) -> Result<Option<Array>> {
+    if layers.is_empty() {
+        return Ok(None);
+    }
+    let (_, l) = check_input(x, 0, cache, d)?;
+    let mut parts = Vec::with_capacity(layers.len());
+    for layer in layers {
+        match layer.node_matrices(l, cache) {
+            Some(p) if parts.first().is_none_or(|(first, _)| *first == p.0) => parts.push(p),
+            _ => return Ok(None),
+        }
+    }
+    let pack = parts[0].0;
+    let positions = Array::from_slice(&[cache.layer_offset(0)], &[1])?;
+    let (_, freqs, _) = d.rope.parts();
+    cache.update_all_in_node(l, |buffers, slot| {
+        let stack: Vec<StackLayer> = layers
+            .iter()
+            .zip(&parts)
+            .zip(buffers)
+            .map(|((layer, (_, matrices)), &caches)| StackLayer {
+                norms: layer.norms(),
+                caches,
+                matrices: *matrices,
+            })
+            .collect();
+        Ok(decoder_stack(
+            x,
+            &positions,
+            freqs,
+            &stack,
+            node_params(d, pack, slot),
+        )?)
+    })
 }
 
 /// Checks `x` is `[B, L, hidden]` for this cache and that L new tokens fit.

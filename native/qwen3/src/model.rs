@@ -6,7 +6,7 @@ use crate::config::{Config, GenerationConfig};
 use crate::error::{bail, Result};
 use crate::kv_buffer::KvQuant;
 use crate::kv_cache::KvCache;
-use crate::layer::{check_vector, load_vector, Dims, Layer, LayerSpec};
+use crate::layer::{check_vector, load_vector, stack_as_one_node, Dims, Layer, LayerSpec};
 use crate::linear::{Matrix, MatrixSpec, Residency, Storage};
 use crate::memory_budget;
 use mlx::fast::rms_norm;
@@ -302,10 +302,7 @@ impl Model {
         };
         let mut cache = self.new_cache(b, l)?;
         cache.set_left_padding(left_padding.to_vec())?;
-        let mut h = self.embed(ids)?;
-        for i in 0..self.layers.len() {
-            h = self.layer(i, &h, &mut cache)?;
-        }
+        let h = self.layers(&self.embed(ids)?, &mut cache)?;
         let last = h.slice(&[0, l - 1, 0], &[b, l, self.dims.hidden])?;
         let pooled = rms_norm(&last, &self.norm, self.dims.eps)?
             .astype(Dtype::Float32)?
@@ -320,14 +317,24 @@ impl Model {
 
     /// One whole step natively: embed, every layer, final logits (lazy).
     pub fn forward(&self, ids: &Array, cache: &mut KvCache, last_only: bool) -> Result<Array> {
+        let h = self.embed(ids)?;
+        self.final_logits(&self.layers(&h, cache)?, last_only)
+    }
+
+    /// Every decoder layer on `h` (`[B, L, hidden]`), extending `cache`: for a decode step
+    /// one CPU node for the whole stack where it applies, else layer by layer.
+    pub fn layers(&self, h: &Array, cache: &mut KvCache) -> Result<Array> {
         if cache.num_layers() != self.layers.len() {
             bail!(InvalidArgument, "this cache was made for another model");
         }
-        let mut h = self.embed(ids)?;
+        if let Some(y) = stack_as_one_node(&self.layers, h, cache, &self.dims)? {
+            return Ok(y);
+        }
+        let mut h = h.clone();
         for i in 0..self.layers.len() {
             h = self.layer(i, &h, cache)?;
         }
-        self.final_logits(&h, last_only)
+        Ok(h)
     }
 
     /// One step for `B` independent rows (`ids`: `[B, L]`), row `i` with its own one-row

@@ -1,5 +1,6 @@
-//! A decoder layer as one CPU node (`mlx::fast::decoder_layer`) against the same layer built
-//! op by op: the node runs the same kernels in the same order, so the logits must be equal
+//! A decoder layer as one CPU node (`mlx::fast::decoder_layer`), and a decode step's layers
+//! as one (`mlx::fast::decoder_stack`, what `Model::forward` builds for ≤ 8 tokens), against
+//! the same layers built op by op: the node runs the same kernels in the same order, so the logits must be equal
 //! to the bit, through prompts short enough for the node (≤ 8 tokens) and longer ones that
 //! go op by op and read what the node wrote, steps chained lazily (each step's token the
 //! unevaluated argmax of the last, as generation queues them), int8 products on and off,
@@ -89,7 +90,7 @@ fn run(
     int8: bool,
     one_node: bool,
     kv: Option<KvQuant>,
-) -> (Vec<f32>, Vec<f32>, String) {
+) -> (Vec<f32>, Vec<f32>, [String; 2]) {
     on_device(move || {
         let was = mlx::fast::set_fused_layer(one_node);
         let opts = LoadOptions {
@@ -101,10 +102,14 @@ fn run(
         let mut logits = sequence(&model, &mut cache)?;
         logits.extend(read_after_a_lazy_step(&model, &mut cache, kv)?);
         let window = windowed(&model, kv)?;
+        let stack = model.layers(&model.embed(&ids(&[12])?)?, &mut cache)?;
         let h = model.embed(&ids(&[11])?)?;
-        let name = model.layer(0, &h, &mut cache)?.primitive_name();
+        let names = [
+            stack.primitive_name(),
+            model.layer(0, &h, &mut cache)?.primitive_name(),
+        ];
         mlx::fast::set_fused_layer(was);
-        Ok((logits, window, name))
+        Ok((logits, window, names))
     })
 }
 
@@ -115,13 +120,14 @@ fn one_node_layers_give_the_op_by_op_logits_to_the_bit() {
     }
     for variant in VARIANTS {
         for (int8, kv) in [(false, None), (true, None), (true, HALF)] {
-            let (fused, fused_window, name) = run(variant, int8, true, kv);
-            let (reference, reference_window, reference_name) = run(variant, int8, false, kv);
+            let (fused, fused_window, names) = run(variant, int8, true, kv);
+            let (reference, reference_window, reference_names) = run(variant, int8, false, kv);
             assert_eq!(
-                name, "FusedDecoderLayer",
-                "{variant} int8 {int8} {kv:?}: the layer was not one node"
+                names,
+                ["FusedDecoderStack", "FusedDecoderLayer"],
+                "{variant} int8 {int8} {kv:?}: the step's layers were not one node, or a layer not one"
             );
-            assert_ne!(reference_name, "FusedDecoderLayer");
+            assert!(!reference_names.iter().any(|n| n.starts_with("FusedDecoder")));
             assert_eq!(fused.len(), reference.len());
             let diff = max_abs_diff(&fused, &reference);
             let window_diff = max_abs_diff(&fused_window, &reference_window);
@@ -147,6 +153,8 @@ fn the_node_is_not_built_where_it_does_not_apply() {
         let mut cache = quantized.new_cache_quantized(1, 16, Some(quant))?;
         let h = quantized.embed(&ids(&[11])?)?;
         names.push(quantized.layer(0, &h, &mut cache)?.primitive_name());
+        let mut cache = quantized.new_cache_quantized(1, 16, Some(quant))?;
+        names.push(quantized.layers(&h, &mut cache)?.primitive_name());
         for (variant, storage, layer) in [
             ("q-mixed-tied", None, 1),
             ("q4-g64-tied", Some(qwen3::Storage::Widened), 0),
@@ -155,10 +163,13 @@ fn the_node_is_not_built_where_it_does_not_apply() {
             let mut cache = model.new_cache(1, 16)?;
             let h = model.embed(&ids(&[11])?)?;
             names.push(model.layer(layer, &h, &mut cache)?.primitive_name());
+            let mut cache = model.new_cache(1, 16)?;
+            names.push(model.layers(&h, &mut cache)?.primitive_name());
         }
         Ok(names)
     });
-    assert!(names.iter().all(|n| n != "FusedDecoderLayer"), "{names:?}");
+    assert_eq!(names.len(), 6);
+    assert!(names.iter().all(|n| !n.starts_with("FusedDecoder")), "{names:?}");
 }
 
 /// The node holds its layer's norms and matrices itself (they are not graph inputs): a step
