@@ -35,14 +35,23 @@ thread_local Scratch scratch;
 // Output features [0, Σ n) of products that share their input rows, split across the cores
 // together (so that small products make one hand-out, not one each): `kernel(p, j0, j1)`
 // for each product's part of a piece. Pieces hold at least ~32 KiB of weights (smaller
-// ones cost more to hand out than to run); all the products have the same row size.
+// ones cost more to hand out than to run), for a few rows ≥ 1 MiB where there is that
+// much; all the products have the same row size.
 template <class Kernel>
 void split_features(std::span<PackedProduct> ps, Kernel kernel) {
   const PackedProduct& p = ps[0];
   const int64_t row_bytes = p.bits > 0 ? p.k * p.bits / 8 + 4 * (p.k / p.group) : 2 * p.k;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
   int64_t total = 0;
   for (const auto& q : ps) total += q.n;
+  int64_t grain = std::max<int64_t>(1, (int64_t{32} << 10) / row_bytes);
+  if (p.rows <= kPackedRowsMax) {
+    // A few rows read the weights at the memory's pace, which long runs keep up best (two
+    // threads reading 1 MiB apiece: 48 GB/s, 32 KiB: 44, AMD EPYC): pieces of ≥ 1 MiB,
+    // 1 to 4 per thread.
+    const int64_t threads = parallel_threads();
+    const int64_t per = std::clamp<int64_t>(total * row_bytes / (threads << 20), 1, 4);
+    grain = std::max(grain, (total + threads * per - 1) / (threads * per));
+  }
   auto piece = [&](int64_t begin, int64_t end) {
     int64_t first = 0;
     for (const auto& q : ps) {
