@@ -11,12 +11,14 @@ namespace qwen3_mlx {
 namespace {
 
 // Angles as MLX's fallback forms them, in float32: position · exp(-i · ln(base) / (D/2)), or
-// position / freqs[i] when the caller gives each pair's wavelength (YaRN).
+// position / freqs[i] when the caller gives each pair's wavelength (YaRN). A decode step
+// rotates q and k of every layer at one position: the last table made on this thread is
+// kept, and the next one for the same wavelengths and positions is that table (the same
+// values, without 2 × 64 sines and cosines per rotation).
 class Angles {
  public:
   Angles(const std::vector<mx::array>& in, size_t freqs_at, int64_t half, int64_t tokens, float base, float scale)
-      : offsets_(in[1]), half_(half), tokens_(tokens), scale_(scale), inv_freq_(half), cos_(tokens * half),
-        sin_(tokens * half) {
+      : offsets_(in[1]), half_(half), tokens_(tokens), scale_(scale), inv_freq_(half) {
     if (in.size() > freqs_at) {
       const float* freqs = in[freqs_at].data<float>();
       for (int64_t i = 0; i < half; ++i) inv_freq_[i] = 1.0f / freqs[i * in[freqs_at].strides(0)];
@@ -30,20 +32,24 @@ class Angles {
   void for_row(int64_t b) {
     const int32_t* start = offsets_.data<int32_t>();
     const float first = static_cast<float>(start[offsets_.size() == 1 ? 0 : b * offsets_.strides(0)]);
-    for (int64_t t = 0; t < tokens_; ++t) {
-      const float position = (static_cast<float>(t) + first) * scale_;
+    Table& t = last_table();
+    if (t.first == first && t.tokens == tokens_ && t.scale == scale_ && t.inv_freq == inv_freq_) return;
+    t = {first, tokens_, scale_, inv_freq_, std::vector<float>(tokens_ * half_), std::vector<float>(tokens_ * half_)};
+    for (int64_t k = 0; k < tokens_; ++k) {
+      const float position = (static_cast<float>(k) + first) * scale_;
       for (int64_t i = 0; i < half_; ++i) {
         const float theta = position * inv_freq_[i];
-        cos_[t * half_ + i] = std::cos(theta);
-        sin_[t * half_ + i] = std::sin(theta);
+        t.cos[k * half_ + i] = std::cos(theta);
+        t.sin[k * half_ + i] = std::sin(theta);
       }
     }
   }
 
   // y ← token t's rotation of r (element i turns with element i + D/2).
   void rotate(const float* r, int64_t t, float* y) const {
-    const float* c = &cos_[t * half_];
-    const float* s = &sin_[t * half_];
+    const Table& table = last_table();
+    const float* c = &table.cos[t * half_];
+    const float* s = &table.sin[t * half_];
     for (int64_t i = 0; i < half_; ++i) {
       y[i] = r[i] * c[i] - r[i + half_] * s[i];
       y[i + half_] = r[i] * s[i] + r[i + half_] * c[i];
@@ -51,10 +57,21 @@ class Angles {
   }
 
  private:
+  struct Table {
+    float first = 0;
+    int64_t tokens = 0;  // none: matches no table asked for
+    float scale = 0;
+    std::vector<float> inv_freq, cos, sin;
+  };
+  static Table& last_table() {
+    thread_local Table table;
+    return table;
+  }
+
   const mx::array& offsets_;
   int64_t half_, tokens_;
   float scale_;
-  std::vector<float> inv_freq_, cos_, sin_;
+  std::vector<float> inv_freq_;
 };
 
 // in: x [B, H, T, D], offsets, freqs (optional).
