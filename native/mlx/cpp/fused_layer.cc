@@ -174,7 +174,10 @@ std::optional<LayerRun> layer_run(const mx::array& x, const std::vector<mx::arra
                                   const mx::array& values, const std::vector<mx::array>& matrices,
                                   const FusedLayerParams& p) {
   // vectors: input norm, q norm, k norm, post-attention norm, positions, and freqs if any.
-  if (vectors.size() != (p.has_freqs ? 6u : 5u) || matrices.size() != 3 * kMatrixCount || p.bits <= 0) {
+  // bits 0: half-precision weights (each matrix's weight three times: no scales or biases).
+  const bool half = p.bits == 0;
+  if (vectors.size() != (p.has_freqs ? 6u : 5u) || matrices.size() != 3 * kMatrixCount || p.bits < 0 ||
+      (half && p.int8)) {
     return std::nullopt;
   }
   if (x.ndim() != 3 || keys.ndim() != 4 || values.shape() != keys.shape() || x.size() == 0) return std::nullopt;
@@ -205,19 +208,23 @@ std::optional<LayerRun> layer_run(const mx::array& x, const std::vector<mx::arra
   // Each matrix [out, in]: its packed words, scales and biases loaded, of one layout.
   for (int m = 0; m < kMatrixCount; ++m) {
     const auto &w = matrices[3 * m], &scales = matrices[3 * m + 1], &biases = matrices[3 * m + 2];
-    const bool ok = affine_columns(w, scales, biases, p.group, p.bits) == n.shape(m)[1] &&
-                    w.shape(0) == n.shape(m)[0] && scales.dtype() == matrices[1].dtype() &&
-                    loaded_row_contiguous(w) && loaded_row_contiguous(scales) && loaded_row_contiguous(biases);
+    const bool ok = half ? w.ndim() == 2 && w.shape(0) == n.shape(m)[0] && w.shape(1) == n.shape(m)[1] &&
+                               w.dtype() != mx::float32 && stored_type(w.dtype()) &&
+                               w.dtype() == matrices[0].dtype() && loaded_row_contiguous(w)
+                         : affine_columns(w, scales, biases, p.group, p.bits) == n.shape(m)[1] &&
+                               w.shape(0) == n.shape(m)[0] && scales.dtype() == matrices[1].dtype() &&
+                               loaded_row_contiguous(w) && loaded_row_contiguous(scales) &&
+                               loaded_row_contiguous(biases);
     if (!ok) return std::nullopt;
   }
   auto c = std::make_shared<Constants>();
   c->vectors = {vectors[0], vectors[1], vectors[2], vectors[3]};
   if (p.has_freqs) c->vectors.push_back(vectors[5]);
   c->matrices = matrices;
-  const Stored type = *stored_type(matrices[1].dtype());
+  const Stored type = *stored_type(matrices[half ? 0 : 1].dtype());
   for (int m = 0; m < kMatrixCount; ++m) {
-    c->weights[m] = {matrices[3 * m].data<void>(), matrices[3 * m + 1].data<void>(), matrices[3 * m + 2].data<void>(),
-                     n.shape(m)[0], type};
+    const auto part = [&](int i) { return half && i > 0 ? nullptr : matrices[3 * m + i].data<void>(); };
+    c->weights[m] = {part(0), part(1), part(2), n.shape(m)[0], type};
   }
   return LayerRun(p, n, std::move(c));
 }

@@ -43,6 +43,15 @@ pub type Layer = LayerWeights<Matrix, Array>;
 /// the int8 kernels.
 type Packing = (QuantParams, bool);
 
+/// The packing of bf16 or f16 weights kept as stored.
+const HALF_WEIGHTS: Packing = (
+    QuantParams {
+        group_size: 0,
+        bits: 0,
+    },
+    false,
+);
+
 /// What the checkpoint must hold for a layer: each matrix's (see [`Wanted`]), and each
 /// vector's name and length.
 type Expected = LayerWeights<Wanted, (String, i32)>;
@@ -280,8 +289,19 @@ impl Layer {
         if l > FUSED_LAYER_TOKENS || self.router.is_some() || cache.left_padding().is_some() {
             return None;
         }
-        let (quant, int8, parts) = Matrix::packed_alike(&self.matrices())?;
-        Some(((quant, int8), <[[&Array; 3]; 7]>::try_from(parts).ok()?))
+        let matrices = self.matrices();
+        let (pack, parts) = match Matrix::packed_alike(&matrices) {
+            Some((quant, int8, parts)) => ((quant, int8), parts),
+            // Half weights: bits 0, each weight in place of its (absent) scales and biases.
+            None => (
+                HALF_WEIGHTS,
+                Matrix::half_alike(&matrices)?
+                    .into_iter()
+                    .map(|w| [w, w, w])
+                    .collect(),
+            ),
+        };
+        Some((pack, <[[&Array; 3]; 7]>::try_from(parts).ok()?))
     }
 
     /// Input, q, k and post-attention norms, as the one-node forms take them.

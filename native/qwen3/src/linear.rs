@@ -352,6 +352,21 @@ impl Matrix {
         shared.map(|(params, int8)| (params, int8, parts))
     }
 
+    /// Each matrix's weight, if all are dense and stored in one half-precision dtype
+    /// (bf16 or f16, as the CPU's product kernels read them).
+    pub(crate) fn half_alike<'a>(matrices: &[&'a Matrix]) -> Option<Vec<&'a Array>> {
+        let mut dtype = None;
+        matrices
+            .iter()
+            .map(|m| match m {
+                Matrix::Dense(w) if matches!(w.dtype(), Dtype::Bfloat16 | Dtype::Float16) => {
+                    (*dtype.get_or_insert(w.dtype()) == w.dtype()).then_some(w)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Rows of `W` picked by integer `ids` (any shape), in `dtype`: an embedding lookup.
     pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
         // In float32 on the CPU, one node instead of take and dequantize's ~10.

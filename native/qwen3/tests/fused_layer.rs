@@ -14,7 +14,13 @@ use mlx::Array;
 use qwen3::kv_buffer::KvQuant;
 use qwen3::{sampler, KvCache, LoadOptions, Model};
 
-const VARIANTS: [&str; 3] = ["q4-g32-untied", "q4-g64-tied", "q8-g128-untied"];
+const VARIANTS: [&str; 5] = [
+    "q4-g32-untied",
+    "q4-g64-tied",
+    "q8-g128-untied",
+    "dense-bf16-untied",
+    "dense-f16-untied",
+];
 
 /// A float16 cache: the node writes and reads it where it lies, op by op it is rounded on
 /// write and widened on read, and the logits must still agree to the bit.
