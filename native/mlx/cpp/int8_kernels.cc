@@ -137,7 +137,7 @@ void block(const PackedProduct& p, const Int8Rows& xs, int64_t j) {
       for (int u = 0; u < WS; ++u) {
         const uint8_t* wc = w + u * row_bytes + ch * 64;
         // The next block's line: the hardware prefetcher stops at 4 KiB pages.
-        __builtin_prefetch(wc + ahead);
+        fetch_streamed(wc + ahead);
         const __m512i packed = _mm512_loadu_si512(wc);
         const __m512 swv = _mm512_permutexvar_ps(lane_group, sv[u]);
         __m512i lo = packed, hi = packed;
