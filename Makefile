@@ -51,13 +51,18 @@ lint: setup-mlx
 	mix format --check-formatted
 	mix compile --warnings-as-errors --force
 
+# The BEAM's schedulers spin for a while when they run out of work; on a machine whose cores
+# all compute the next token that spinning takes their time (0.6b-4bit on 2 cores: ~5% per
+# token). The demo and the benches run with it off; see README, "Few cores".
+BEAM_NO_SPIN = ERL_FLAGS="$${ERL_FLAGS:-} +sbwt none +sbwtdcpu none +sbwtdio none"; export ERL_FLAGS;
+
 demo: setup build
-	export $(FIXTURES); mix run scripts/demo.exs
+	$(BEAM_NO_SPIN) export $(FIXTURES); mix run scripts/demo.exs
 
 # This project vs mlx-lm and llama.cpp on 0.6B-shaped and tiny checkpoints (writes
 # bench/README.md), or on CKPT=DIR.
 bench: setup build
-	mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
+	$(BEAM_NO_SPIN) mix run bench/compare.exs $(if $(CKPT),$(CKPT),--write-readme)
 
 # A Qwen3-8B-shaped 4-bit checkpoint as stored beside llama.cpp Q4_0 of the same weights
 # (writes 9 GB of checkpoints into the cache the first time).

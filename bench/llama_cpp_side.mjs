@@ -25,6 +25,7 @@ const threads = Number(values.threads);
 const runs = Number(values.runs);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const p95 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(0.95 * xs.length))];
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -81,7 +82,7 @@ console.log(
     llama_cpp: `llama.cpp ${info.tag} (node-llama-cpp ${version} prebuilt CPU binary)`,
     threads: context.currentThreads,
     prefill,
-    decode: { median_ms: median(gaps), p95_ms: p95(gaps), tokens: gaps.length / runs },
+    decode: { mean_ms: mean(gaps), median_ms: median(gaps), p95_ms: p95(gaps), tokens: gaps.length / runs },
     max_rss_bytes: process.resourceUsage().maxRSS * 1024,
   }),
 );

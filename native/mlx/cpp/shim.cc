@@ -306,23 +306,33 @@ UArray packed_rows(const Array& ids, const Array& w, const Array& scales, const 
   return nullptr;
 }
 
+namespace {
+
+// The layer's numbers as the bridge passes them (fast.rs `LayerParams::numbers`).
+FusedLayerParams layer_params(const char* who, rust::Slice<const float> floats, rust::Slice<const int32_t> ints) {
+  if (floats.size() != 4 || ints.size() != 7) throw std::invalid_argument(std::string(who) + ": 4 floats, 7 ints");
+  return {floats[0], floats[1], floats[2], floats[3], ints[0],     ints[1],
+          ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
+}
+
+std::unique_ptr<ArrayVec> owned(std::optional<std::vector<mx::array>> out) {
+  return out ? std::make_unique<ArrayVec>(std::move(*out)) : nullptr;
+}
+
+}  // namespace
+
 std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
                                               const Array& values, const ArrayVec& matrices,
                                               rust::Slice<const float> floats, rust::Slice<const int32_t> ints) {
-  if (floats.size() != 4 || ints.size() != 7) throw std::invalid_argument("fused_decoder_layer: 4 floats, 7 ints");
-  const FusedLayerParams p{floats[0], floats[1], floats[2], floats[3], ints[0],     ints[1],
-                           ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
-  auto out = fused_layer_applies() ? fused_decoder_layer(x, vectors, keys, values, matrices, p) : std::nullopt;
-  if (!out) return nullptr;
-  return std::make_unique<ArrayVec>(std::move(*out));
+  const FusedLayerParams p = layer_params("fused_decoder_layer", floats, ints);
+  if (!fused_layer_applies()) return nullptr;
+  return owned(fused_decoder_layer(x, vectors, keys, values, matrices, p));
 }
 
 std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& vectors, const ArrayVec& caches,
                                               const ArrayVec& matrices, rust::Slice<const float> floats,
                                               rust::Slice<const int32_t> ints) {
-  if (floats.size() != 4 || ints.size() != 7) throw std::invalid_argument("fused_decoder_stack: 4 floats, 7 ints");
-  const FusedLayerParams p{floats[0], floats[1], floats[2], floats[3], ints[0],     ints[1],
-                           ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
+  const FusedLayerParams p = layer_params("fused_decoder_stack", floats, ints);
   // vectors: each layer's four norms, then the positions and the freqs if any.
   const size_t shared = p.has_freqs ? 2 : 1, layers = caches.size() / 2;
   if (caches.size() != 2 * layers || vectors.size() != 4 * layers + shared || matrices.size() != 21 * layers) {
@@ -336,9 +346,8 @@ std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& ve
     stack.push_back({std::move(own), caches[2 * i], caches[2 * i + 1],
                      std::vector<mx::array>(matrices.begin() + 21 * i, matrices.begin() + 21 * (i + 1))});
   }
-  auto out = fused_layer_applies() ? fused_decoder_stack(x, stack, p) : std::nullopt;
-  if (!out) return nullptr;
-  return std::make_unique<ArrayVec>(std::move(*out));
+  if (!fused_layer_applies()) return nullptr;
+  return owned(fused_decoder_stack(x, stack, p));
 }
 
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {

@@ -137,8 +137,9 @@ fn run(args: Args) -> qwen3::Result<String> {
         .collect::<qwen3::Result<_>>()?;
     let gaps = decode_gaps(&model, vocab, args.decode, args.kv)?;
     let p95 = gaps[((gaps.len() as f64 * 0.95) as usize).min(gaps.len() - 1)];
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
     Ok(format!(
-        r#"{{"prefill": [{}], "decode": {{"tokens": {}, "median_ms": {:.4}, "p95_ms": {:.4}}}, "mlx_peak_bytes": {}, "load_s": {load_s:.2}, "dtype": "{}"}}"#,
+        r#"{{"prefill": [{}], "decode": {{"tokens": {}, "mean_ms": {mean:.4}, "median_ms": {:.4}, "p95_ms": {:.4}}}, "mlx_peak_bytes": {}, "load_s": {load_s:.2}, "dtype": "{}"}}"#,
         prefill.join(", "),
         gaps.len(),
         median(gaps.clone()),
