@@ -27,6 +27,7 @@ thread_local mx::Device thread_device = mx::Device::cpu;
 mx::StreamOrDevice dev() { return thread_device; }
 
 UArray own(mx::array a) { return std::make_unique<Array>(std::move(a)); }
+std::unique_ptr<ArrayVec> own(std::vector<mx::array> v) { return std::make_unique<ArrayVec>(std::move(v)); }
 
 mx::Shape to_shape(rust::Slice<const int32_t> s) { return mx::Shape(s.begin(), s.end()); }
 
@@ -315,10 +316,6 @@ FusedLayerParams layer_params(const char* who, rust::Slice<const float> floats, 
           ints[2],   ints[3],   ints[4],   ints[5] != 0, ints[6] != 0};
 }
 
-std::unique_ptr<ArrayVec> owned(std::optional<std::vector<mx::array>> out) {
-  return out ? std::make_unique<ArrayVec>(std::move(*out)) : nullptr;
-}
-
 }  // namespace
 
 std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& vectors, const Array& keys,
@@ -326,7 +323,8 @@ std::unique_ptr<ArrayVec> fused_decoder_layer(const Array& x, const ArrayVec& ve
                                               rust::Slice<const float> floats, rust::Slice<const int32_t> ints) {
   const FusedLayerParams p = layer_params("fused_decoder_layer", floats, ints);
   if (!fused_layer_applies()) return nullptr;
-  return owned(fused_decoder_layer(x, vectors, keys, values, matrices, p));
+  if (auto out = fused_decoder_layer(x, vectors, keys, values, matrices, p)) return own(std::move(*out));
+  return nullptr;
 }
 
 std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& vectors, const ArrayVec& caches,
@@ -347,7 +345,8 @@ std::unique_ptr<ArrayVec> fused_decoder_stack(const Array& x, const ArrayVec& ve
                      std::vector<mx::array>(matrices.begin() + 21 * i, matrices.begin() + 21 * (i + 1))});
   }
   if (!fused_layer_applies()) return nullptr;
-  return owned(fused_decoder_stack(x, stack, p));
+  if (auto out = fused_decoder_stack(x, stack, p)) return own(std::move(*out));
+  return nullptr;
 }
 
 UArray sdpa_masked(const Array& q, const Array& k, const Array& v, float scale, const Array& mask) {
@@ -384,8 +383,7 @@ UArray quantized_linear(const Array& x, const Array& w, const Array& scales, con
 
 std::unique_ptr<ArrayVec> quantized_linears(const Array& x, const ArrayVec& parts, int32_t group_size, int32_t bits,
                                             bool int8) {
-  if (auto fused = packed_affine_linears(x, parts, group_size, bits, int8))
-    return std::make_unique<ArrayVec>(std::move(*fused));
+  if (auto fused = packed_affine_linears(x, parts, group_size, bits, int8)) return own(std::move(*fused));
   if (parts.size() % 3 != 0) throw std::invalid_argument("quantized_linears: parts come as weight, scales, biases");
   auto out = std::make_unique<ArrayVec>();
   for (size_t i = 0; i < parts.size(); i += 3)
