@@ -18,9 +18,9 @@ constexpr int kInt8Lanes = 16;
 
 // Rows of x prepared for int8_rows_times.
 struct Int8Rows {
-  const int8_t* q;           // [rows, k]: in the order the weight bytes are read
-  const float* lane_scales;  // [rows, k / values per 64 bytes, 16]: each lane's sx
-  const float* group_sums;   // [rows, k / group]: Σ x over each group, from float x
+  const int8_t* q;            // [rows, k]: in the order the weight bytes are read
+  const float* group_scales;  // [rows, k / group]: sx of each group
+  const float* group_sums;    // [rows, k / group]: Σ x over each group, from float x
   int rows;
 };
 
@@ -31,11 +31,8 @@ bool int8_cpu_runs();
 bool int8_supported(int bits, int group, int64_t k);
 constexpr int64_t kInt8MaxGroups = 1024;
 
-// Sizes of the buffers int8_prepare fills, per row.
-int64_t int8_lane_scales_per_row(int bits, int64_t k);
-
-// x [rows, k] (row-contiguous float32) → q, lane scales and group sums for those rows.
-void int8_prepare(const float* x, int rows, int64_t k, int bits, int group, int8_t* q, float* lane_scales,
+// x [rows, k] (row-contiguous float32) → q, group scales and group sums for those rows.
+void int8_prepare(const float* x, int rows, int64_t k, int bits, int group, int8_t* q, float* group_scales,
                   float* group_sums);
 
 // y[r, j] for weight rows [j0, j1) and all of xs's rows (p.x and p.x_group_sums unused).

@@ -1,6 +1,6 @@
 // int8_kernels.h's products for many rows (prefill). The row kernels (int8_kernels.cc)
 // turn every 64-byte run of a weight row into float once per input row, since its lanes
-// hold different groups: 3 float operations beside 2 VNNI ones. Here 16 weight rows are
+// hold different groups: a permute and 2 float operations beside 2 VNNI ones. Here 16 weight rows are
 // first copied into a small tile, interleaved 4 bytes at a time, so that lane u of a
 // vector is weight row u: a lane then keeps one group's integer sum over the whole group,
 // for every input row, and goes to float once per group. Built like int8_kernels.cc (alone,
@@ -109,11 +109,11 @@ inline __m512i broadcast_word(const int8_t* at) {
 // int8_prepare orders each 64-byte run's values for the row kernels: at 4 bits, 64 bytes of
 // even columns then 64 of odd ones, so step s (columns 8s .. 8s + 7: low nibbles even, high
 // odd) finds its even word at run·128 + 4·(s mod 16) and its odd word 64 bytes on. At 8 bits
-// the values are in order. Its lane scales give each group's x scale.
+// the values are in order.
 template <int B, int G, int R>
 void pass(const PackedProduct& p, const Int8Rows& xs, const Tile& t, int r0, int64_t j, int64_t m) {
-  constexpr int64_t values = 512 / B, steps_per_group = G * B / 32;
-  const int64_t k = p.k, groups = k / G, per_row = int8_lane_scales_per_row(B, k);
+  constexpr int64_t steps_per_group = G * B / 32;
+  const int64_t k = p.k, groups = k / G;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   const int8_t* x = xs.q + r0 * k;
   __m512 total[R];
@@ -143,12 +143,10 @@ void pass(const PackedProduct& p, const Int8Rows& xs, const Tile& t, int r0, int
         for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], w, broadcast_word(at + r * k));
       }
     }
-    // The group's x scale: the lane scale of the lane its first column falls in.
-    const int64_t first = g * G, lane = (first / values) * kInt8Lanes + (first % values) / (values / kInt8Lanes);
     const __m512 sw = _mm512_loadu_ps(t.scales + g * kTileRows), bias = _mm512_loadu_ps(t.biases + g * kTileRows);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m512 sx = _mm512_set1_ps(xs.lane_scales[(r0 + r) * per_row + lane]);
+      const __m512 sx = _mm512_set1_ps(xs.group_scales[(r0 + r) * groups + g]);
       total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_mul_ps(sw, sx), total[r]);
       total[r] = _mm512_fmadd_ps(bias, _mm512_set1_ps(xs.group_sums[(r0 + r) * groups + g]), total[r]);
     }

@@ -27,7 +27,7 @@ constexpr int64_t kTileRows = 128;
 
 // Buffers reused between calls by the thread that runs the kernels (MLX's CPU stream).
 struct Scratch {
-  std::vector<float> x, group_sums, tile, gathered, lane_scales;
+  std::vector<float> x, group_sums, tile, gathered, group_scales;
   std::vector<int8_t> q;
 };
 thread_local Scratch scratch;
@@ -130,18 +130,18 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
 // repaid by every 8 rows after the first (16 rows of a 0.6B prefill: 0.75x the time).
 void int8_products(std::span<PackedProduct> ps, const float* x, int64_t rows) {
   const PackedProduct& p = ps[0];
-  const int64_t k = p.k, groups = k / p.group, per_row = int8_lane_scales_per_row(p.bits, k);
+  const int64_t k = p.k, groups = k / p.group;
   scratch.q.resize(static_cast<size_t>(rows * k));
-  scratch.lane_scales.resize(static_cast<size_t>(rows * per_row));
+  scratch.group_scales.resize(static_cast<size_t>(rows * groups));
   scratch.group_sums.resize(static_cast<size_t>(rows * groups));
   int8_t* q = scratch.q.data();
-  float *lanes = scratch.lane_scales.data(), *sums = scratch.group_sums.data();
+  float *scales = scratch.group_scales.data(), *sums = scratch.group_sums.data();
   auto prepare = [&](int64_t b, int64_t e) {
-    int8_prepare(x + b * k, static_cast<int>(e - b), k, p.bits, p.group, q + b * k, lanes + b * per_row,
+    int8_prepare(x + b * k, static_cast<int>(e - b), k, p.bits, p.group, q + b * k, scales + b * groups,
                  sums + b * groups);
   };
   parallel_for(rows, 16, prepare);
-  const Int8Rows xs{q, lanes, sums, static_cast<int>(rows)};
+  const Int8Rows xs{q, scales, sums, static_cast<int>(rows)};
   if (rows <= kPackedRowsMax) {
     split_features(ps, [&](const PackedProduct& one, int64_t j0, int64_t j1) { int8_rows_times(one, xs, j0, j1); });
     return;
