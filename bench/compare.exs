@@ -329,7 +329,7 @@ table =
         "decode #{ratio.(rd, ed)}#{vs_llama}; as stored vs widened: decode " <>
         "#{ratio.(wide.decode[:elixir].mean_ms, ed)}, prefill 512 " <>
         "#{ratio.(o.prefill[{:elixir, 512}].tok_s, wide.prefill[{:elixir, 512}].tok_s)}; Elixir loop / " <>
-        "native step #{Float.round(ed / nd, 3)}; bytes per token #{mb.(info.weight_bytes)} MB"
+        "native step #{Float.round(ed / nd, 3)}; bytes per token #{mb.(info.weight_bytes)} MiB"
 
     {lines ++ refs ++ llamas, summary}
   end
