@@ -17,7 +17,9 @@ defmodule Qwen3.ServingDistributedTest do
   defp start_node(tag) do
     code_path = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
     name = :"qwen3_#{tag}_#{System.unique_integer([:positive])}"
-    {:ok, peer, node} = :peer.start_link(%{name: name, args: code_path})
+    # A boot waits up to 60 s, as Qwen3.Serving.Isolated's does: :peer's default 15 s ran out
+    # once on a 2-core machine while another test's model node was starting.
+    {:ok, peer, node} = :peer.start_link(%{name: name, args: code_path, wait_boot: 60_000})
     {:ok, _} = :erpc.call(node, Application, :ensure_all_started, [:qwen3])
     spec = {Serving, model: Fixtures.path("dense-f32-tied"), name: @serving, batch_size: 4}
     {:ok, pid} = :erpc.call(node, Supervisor, :start_child, [Qwen3.Supervisor, spec])
