@@ -95,16 +95,35 @@ inline __m512i lane_groups(int bits, int log_group) {
                            _mm512_set1_epi32(log_group));
 }
 
+// What every weight row of a product shares, worked out once per product: it takes divisions.
+struct RowPlan {
+  int64_t groups, row_bytes, ahead, ahead_rows;  // ahead: bytes prefetched ahead, whole rows
+  int log_g;                                     // groups are 32, 64 or 128
+  __m512i rel;                                   // lane_groups
+};
+
+template <int B>
+RowPlan row_plan(const PackedProduct& p) {
+  RowPlan plan;
+  plan.groups = p.k / p.group;
+  plan.row_bytes = p.k * B / 8;
+  // Whole rows about 8 KiB ahead (the best of 2–32 KiB on 0.6B shapes).
+  plan.ahead_rows = ((int64_t{8} << 10) + plan.row_bytes - 1) / plan.row_bytes;
+  plan.ahead = plan.ahead_rows * plan.row_bytes;
+  plan.log_g = __builtin_ctzll(static_cast<uint64_t>(p.group));
+  plan.rel = lane_groups(B, plan.log_g);
+  return plan;
+}
+
 // R input rows times weight row j. One weight row at a time, so that the weights are read
 // in order: reading 4 rows side by side (as 4 streams, 512 bytes apart at 0.6B's 4-bit
 // rows) halved what one core read, AMD EPYC Zen 4 (11 against 25 GB/s).
 template <int B, Stored T, int R>
-void row_times(const PackedProduct& p, const Int8Rows& xs, int64_t j) {
+void row_times(const PackedProduct& p, const Int8Rows& xs, const RowPlan& plan, int64_t j) {
   constexpr int64_t values = 512 / B;
-  const int64_t k = p.k, G = p.group, groups = k / G, chunks = k / values, row_bytes = k * B / 8;
-  const int log_g = __builtin_ctzll(static_cast<uint64_t>(G));  // groups are 32, 64 or 128
-  const __m512i rel = lane_groups(B, log_g);
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const int64_t k = p.k, G = p.group, groups = plan.groups, chunks = k / values, ahead = plan.ahead;
+  const int log_g = plan.log_g;
+  const __m512i rel = plan.rel, low4 = _mm512_set1_epi8(0x0f);
   // The biases' part, Σ_g bias · Σ_{c∈g} x, starts the sums (lanes are added up at the end).
   __m512 total[R];
 #pragma GCC unroll 8
@@ -114,10 +133,8 @@ void row_times(const PackedProduct& p, const Int8Rows& xs, int64_t j) {
       total[r] = _mm512_fmadd_ps(load16<T>(p.biases, j * groups + g, (j + 1) * groups),
                                  load16<Stored::F32>(xs.group_sums, r * groups + g, (r + 1) * groups), total[r]);
   }
-  const uint8_t* w = p.w + j * row_bytes;
-  // Prefetch whole rows about 8 KiB ahead (the best of 2–32 KiB on 0.6B shapes).
-  const int64_t ahead = ((int64_t{8} << 10) + row_bytes - 1) / row_bytes * row_bytes;
-  prefetch_scales_biases(p, j + ahead / row_bytes, 1);
+  const uint8_t* w = p.w + j * plan.row_bytes;
+  prefetch_scales_biases(p, j + plan.ahead_rows, 1);
   // The products of the weights' and x's scales 16 groups at a time, in registers (one
   // multiply per 16 groups, not one per 64 bytes); a lane's is picked by index.
   const int64_t chunks_per_16 = kInt8Lanes * G / values;
@@ -154,7 +171,8 @@ void row_times(const PackedProduct& p, const Int8Rows& xs, int64_t j) {
 
 template <int B, Stored T, int R>
 void run_rows(const PackedProduct& p, const Int8Rows& xs, int64_t j0, int64_t j1) {
-  for (int64_t j = j0; j < j1; ++j) row_times<B, T, R>(p, xs, j);
+  const RowPlan plan = row_plan<B>(p);
+  for (int64_t j = j0; j < j1; ++j) row_times<B, T, R>(p, xs, plan, j);
 }
 
 template <int B, Stored T>

@@ -1,10 +1,10 @@
 // int8_kernels.h's products for many rows (prefill). The row kernels (int8_kernels.cc)
 // turn every 64-byte run of a weight row into float once per input row, since its lanes
-// hold different groups: a permute and 2 float operations beside 2 VNNI ones. Here 16 weight rows are
-// first copied into a small tile, interleaved 4 bytes at a time, so that lane u of a
-// vector is weight row u: a lane then keeps one group's integer sum over the whole group,
-// for every input row, and goes to float once per group. Built like int8_kernels.cc (alone,
-// AVX-512 VNNI flags, nothing inline from the standard library).
+// hold different groups: a permute and 2 float operations beside 2 VNNI ones. Here 16
+// weight rows are first copied into a small tile, interleaved 4 bytes at a time, so that
+// lane u of a vector is weight row u: a lane then keeps one group's integer sum over the
+// whole group, for every input row, and goes to float once per group. Built like
+// int8_kernels.cc (alone, AVX-512 VNNI flags, nothing inline from the standard library).
 #include <cstring>
 
 #include "mlx/cpp/int8_kernels.h"
