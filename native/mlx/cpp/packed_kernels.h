@@ -36,7 +36,8 @@ struct PackedIsa {
   // Whether rows_times handles this layout (bits 0 = half weights).
   bool (*supports)(int bits, int group);
   // x [rows, k] (row-contiguous) → `out` [rows, k] in the order the decoder produces
-  // values, and the group sums; for half weights a plain copy is not needed (x as is).
+  // values, and the group sums; bits 0 prepares x for bfloat16 weights (no sums), while
+  // float16 weights take x as is.
   void (*prepare_rows)(const float* x, int rows, int64_t k, int bits, int group, float* out, float* group_sums);
   // Any number of rows times weight rows [j0, j1), kPackedRowsMax rows at a time at most.
   void (*rows_times)(const PackedProduct& p, int64_t j0, int64_t j1);

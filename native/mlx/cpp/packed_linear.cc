@@ -68,13 +68,13 @@ void few_rows(const PackedIsa& isa, std::span<PackedProduct> ps, const float* x)
   const PackedProduct& p = ps[0];
   const float* prepared = x;
   const float* sums = nullptr;
-  if (p.bits > 0) {
-    const int64_t groups = p.k / p.group;
+  if (p.bits > 0 || p.type == Stored::BF16) {
+    const int64_t groups = p.bits > 0 ? p.k / p.group : 0;
     scratch.x.resize(static_cast<size_t>(p.rows * p.k));
     scratch.group_sums.resize(static_cast<size_t>(p.rows * groups));
     isa.prepare_rows(x, p.rows, p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
     prepared = scratch.x.data();
-    sums = scratch.group_sums.data();
+    if (p.bits > 0) sums = scratch.group_sums.data();
   }
   for (auto& q : ps) {
     q.x = prepared;
