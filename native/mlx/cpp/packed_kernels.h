@@ -33,12 +33,17 @@ struct PackedProduct {
 struct PackedIsa {
   const char* name;
   int lanes;
+  int row_block;  // input rows rows_times takes at a time
   // Whether rows_times handles this layout (bits 0 = half weights).
   bool (*supports)(int bits, int group);
-  // x [rows, k] (row-contiguous) → `out` [rows, k] in the order the decoder produces
-  // values, and the group sums; bits 0 prepares x for bfloat16 weights (no sums), while
-  // float16 weights take x as is.
-  void (*prepare_rows)(const float* x, int rows, int64_t k, int bits, int group, float* out, float* group_sums);
+  // x [rows, k] (row-contiguous) → `out` as the kernels read it, and the group sums
+  // (affine). Each row's values go in the order the decoder produces them (bfloat16: even
+  // and odd values apart); rows go in blocks of `block`, whose L-value vectors lie side by
+  // side: value c of row b·block + r at out[b·block·K + (c - c % L)·R + r·L + c % L], with
+  // K = k rounded up to a multiple of L and R the rows of that block. rows_times takes
+  // blocks of row_block; block 1 gives rows K floats apart (for sgemm).
+  void (*prepare_rows)(const float* x, int rows, int64_t k, int bits, int group, Stored type, int block, float* out,
+                       float* group_sums);
   // Any number of rows times weight rows [j0, j1), kPackedRowsMax rows at a time at most.
   void (*rows_times)(const PackedProduct& p, int64_t j0, int64_t j1);
   // Weight rows [j0, j1) as float32 into out[(j - j0) · k + ·]: for the layouts

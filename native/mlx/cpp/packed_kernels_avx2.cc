@@ -8,7 +8,7 @@
 
 namespace qwen3_mlx {
 namespace {
-constexpr PackedIsa kIsa{"avx2", L, supports, prepare_rows, rows_times, dequantize_rows};
+constexpr PackedIsa kIsa{"avx2", L, kRowBlock, supports, prepare_rows, rows_times, dequantize_rows};
 }
 const PackedIsa* packed_isa_avx2() { return &kIsa; }
 }  // namespace qwen3_mlx

@@ -9,7 +9,7 @@
 
 namespace qwen3_mlx {
 namespace {
-constexpr PackedIsa kIsa{"avx512", L, supports, prepare_rows, rows_times, dequantize_rows};
+constexpr PackedIsa kIsa{"avx512", L, kRowBlock, supports, prepare_rows, rows_times, dequantize_rows};
 }
 const PackedIsa* packed_isa_avx512() { return &kIsa; }
 }  // namespace qwen3_mlx

@@ -5,7 +5,7 @@
 
 namespace qwen3_mlx {
 namespace {
-constexpr PackedIsa kIsa{"portable", L, supports, prepare_rows, rows_times, dequantize_rows};
+constexpr PackedIsa kIsa{"portable", L, kRowBlock, supports, prepare_rows, rows_times, dequantize_rows};
 
 bool cpu_runs(const char* isa) {
 #if defined(__x86_64__)

@@ -66,19 +66,14 @@ void split_features(std::span<PackedProduct> ps, Kernel kernel) {
 // Products of ≤ kDirectRowsMax rows with the same x, its rows prepared once.
 void few_rows(const PackedIsa& isa, std::span<PackedProduct> ps, const float* x) {
   const PackedProduct& p = ps[0];
-  const float* prepared = x;
-  const float* sums = nullptr;
-  if (p.bits > 0 || p.type == Stored::BF16) {
-    const int64_t groups = p.bits > 0 ? p.k / p.group : 0;
-    scratch.x.resize(static_cast<size_t>(p.rows * p.k));
-    scratch.group_sums.resize(static_cast<size_t>(p.rows * groups));
-    isa.prepare_rows(x, p.rows, p.k, p.bits, p.group, scratch.x.data(), scratch.group_sums.data());
-    prepared = scratch.x.data();
-    if (p.bits > 0) sums = scratch.group_sums.data();
-  }
+  const int64_t padded = (p.k + isa.lanes - 1) / isa.lanes * isa.lanes, groups = p.bits > 0 ? p.k / p.group : 0;
+  scratch.x.resize(static_cast<size_t>(p.rows * padded));
+  scratch.group_sums.resize(static_cast<size_t>(p.rows * groups));
+  isa.prepare_rows(x, p.rows, p.k, p.bits, p.group, p.type, isa.row_block, scratch.x.data(),
+                   scratch.group_sums.data());
   for (auto& q : ps) {
-    q.x = prepared;
-    q.x_group_sums = sums;
+    q.x = scratch.x.data();
+    q.x_group_sums = p.bits > 0 ? scratch.group_sums.data() : nullptr;
   }
   split_features(ps, [&](const PackedProduct& q, int64_t j0, int64_t j1) { isa.rows_times(q, j0, j1); });
 }
@@ -106,7 +101,8 @@ void many_rows(const PackedIsa& isa, PackedProduct p, const float* x, int64_t ro
     const int64_t groups = p.k / p.group;
     float *out = scratch.x.data(), *sums = scratch.group_sums.data();
     auto part = [&](int64_t b, int64_t e) {
-      isa.prepare_rows(x + b * p.k, static_cast<int>(e - b), p.k, p.bits, p.group, out + b * p.k, sums + b * groups);
+      isa.prepare_rows(x + b * p.k, static_cast<int>(e - b), p.k, p.bits, p.group, p.type, 1, out + b * p.k,
+                       sums + b * groups);
     };
     parallel_for(rows, 16, part);
     x = out;

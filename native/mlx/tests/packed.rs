@@ -59,7 +59,8 @@ fn affine_products_equal_dequantize_then_matmul() {
                         let case = Case {
                             rows,
                             n: if rows == 300 { 300 } else { 37 },
-                            k: 256,
+                            // 640: more than one of the many-row kernels' 256-column chunks.
+                            k: if rows % 3 == 0 { 640 } else { 256 },
                             bits,
                             group,
                             scales,
@@ -155,11 +156,13 @@ fn half_weights_equal_widening_then_matmul() {
     for isa in isas() {
         for dtype in [Dtype::Bfloat16, Dtype::Float16] {
             for rows in (1..=9).chain([17, 32, 33, 300]) {
-                // k = 100: not a multiple of any vector width, so the tails run too.
+                // k = 100 or 300: not a multiple of any vector width, so the tails run too;
+                // 300 is more than one of the many-row kernels' 256-column chunks.
+                let k = if rows % 3 == 0 { 300 } else { 100 };
                 let (got, want, name) = on_cpu(move || {
                     assert!(use_packed_isa(isa));
-                    let w = values(&[if rows == 300 { 300 } else { 45 }, 100], 0.11)?.astype(dtype)?;
-                    let x = values(&[rows, 100], 2.9)?;
+                    let w = values(&[if rows == 300 { 300 } else { 45 }, k], 0.11)?.astype(dtype)?;
+                    let x = values(&[rows, k], 2.9)?;
                     let ours = x.linear(&w)?;
                     let reference = x.matmul(&w.astype(Dtype::Float32)?.transpose(&[1, 0])?)?;
                     let name = ours.primitive_name();
